@@ -1,0 +1,1 @@
+"""difflab: diffusion models on low-dimensional data."""

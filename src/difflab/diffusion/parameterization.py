@@ -1,0 +1,86 @@
+"""What the network predicts: ε (Ho et al. 2020, the tutorial's), x_0, or v (Salimans & Ho 2022).
+
+A parameterization says which training target the network regresses and how to turn its output into the
+(ε̂, x̂_0) pair that every sampler uses. A :class:`Denoiser` wraps a network with its parameterization so samplers,
+oracles and plots see one interface: ``denoise(x_t, t) -> Prediction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from difflab.diffusion.process import GaussianDiffusion
+from difflab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A denoiser's guess at the noise ε and the clean point x_0 behind x_t (each (B, D))."""
+
+    eps: Tensor
+    x0: Tensor
+
+
+@dataclass(frozen=True)
+class Parameterization:
+    """``target(d, x0, eps, t)`` is the regression target; ``predict(d, xt, t, out)`` maps output → Prediction."""
+
+    name: str
+    description: str
+    target: Callable[[GaussianDiffusion, Tensor, Tensor, Tensor], Tensor]
+    predict: Callable[[GaussianDiffusion, Tensor, Tensor | int, Tensor], Prediction]
+
+
+PARAMETERIZATIONS: dict[str, Parameterization] = {
+    p.name: p
+    for p in [
+        Parameterization(
+            "eps",
+            "predict the noise ε (Ho et al. 2020; the tutorial)",
+            target=lambda d, x0, eps, t: eps,
+            predict=lambda d, xt, t, out: Prediction(eps=out, x0=d.x0_from_eps(xt, t, out)),
+        ),
+        Parameterization(
+            "x0",
+            "predict the clean point x_0",
+            target=lambda d, x0, eps, t: x0,
+            predict=lambda d, xt, t, out: Prediction(eps=d.eps_from_x0(xt, t, out), x0=out),
+        ),
+        Parameterization(
+            "v",
+            "predict v = √ᾱ ε − √(1−ᾱ) x_0 (Salimans & Ho 2022)",
+            target=lambda d, x0, eps, t: d.v_from(x0, eps, t),
+            predict=lambda d, xt, t, out: Prediction(eps=d.eps_from_v(xt, t, out), x0=d.x0_from_v(xt, t, out)),
+        ),
+    ]
+}
+
+
+def get_parameterization(name: str) -> Parameterization:
+    if name not in PARAMETERIZATIONS:
+        raise ConfigError(f"unknown parameterization '{name}'; choose one of: {', '.join(PARAMETERIZATIONS)}")
+    return PARAMETERIZATIONS[name]
+
+
+class DenoiseFn(Protocol):
+    def __call__(self, xt: Tensor, t: int) -> Prediction: ...
+
+
+class Denoiser:
+    """A trained network as a denoiser: ``denoiser(x_t, t) -> Prediction`` for an integer step t in 1..T."""
+
+    def __init__(self, model: nn.Module, diffusion: GaussianDiffusion, parameterization: str = "eps") -> None:
+        self.model = model
+        self.diffusion = diffusion
+        self.param = get_parameterization(parameterization)
+
+    @torch.no_grad()
+    def __call__(self, xt: Tensor, t: int) -> Prediction:
+        t_vec = torch.full((xt.shape[0],), int(t), dtype=torch.long, device=xt.device)
+        out = self.model(xt, t_vec)
+        return self.param.predict(self.diffusion, xt, t, out)

@@ -1,0 +1,35 @@
+"""Networks by name. A builder takes (dim, T, **options) and returns an nn.Module mapping (x_t (B, D), t (B,)) →
+(B, D)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from difflab.errors import ConfigError
+from difflab.models.mlp import ResMLP, sinusoidal_embedding
+from difflab.models.seed import SeedMLP
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "seed": SeedMLP,
+    "mlp": ResMLP,
+}
+DESCRIPTIONS = {
+    "seed": "the tutorial's MLP: one-hot(t−1) → Linear(T,1), (D+1)→100→100→100→20→D, LeakyReLU",
+    "mlp": "residual MLP with a sinusoidal time embedding (options: width, depth, emb_dim)",
+}
+
+
+def build_model(name: str, dim: int, T: int, **options: Any) -> nn.Module:
+    """Instantiate network ``name`` for D = ``dim`` columns and T steps."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+    try:
+        return MODELS[name](dim, T, **options)
+    except TypeError as e:
+        raise ConfigError(f"model '{name}': bad options {options} ({e})") from None
+
+
+__all__ = ["MODELS", "ResMLP", "SeedMLP", "build_model", "sinusoidal_embedding"]

@@ -1,0 +1,55 @@
+"""difflab's default network: a residual MLP with a sinusoidal time embedding.
+
+The step t enters as t/T through sinusoidal features (Vaswani et al. 2017; Ho et al. 2020 §4) and an MLP, and is
+added to every residual block, so the network is smooth in t and independent of T's size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def sinusoidal_embedding(u: Tensor, dim: int, max_period: float = 1000.0) -> Tensor:
+    """Features [cos(u·f_k), sin(u·f_k)] of u ∈ [0, 1] scaled by ``max_period``, f_k geometric in k (dim even)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=u.device, dtype=torch.float32) / half)
+    args = (u.float() * max_period)[:, None] * freqs[None, :]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    """x + W₂ SiLU(W₁ LN(x) + e(t)) — pre-norm residual block with the time embedding added inside."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.act = nn.SiLU()
+
+    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
+        return h + self.fc2(self.act(self.fc1(self.norm(h)) + emb))
+
+
+class ResMLP(nn.Module):
+    """Residual MLP denoiser for (B, D) data. ``t`` is a long tensor (B,) of steps in 1..T."""
+
+    def __init__(self, dim: int, T: int, width: int = 128, depth: int = 3, emb_dim: int = 32) -> None:
+        super().__init__()
+        self.dim, self.T, self.emb_dim = dim, T, emb_dim
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.inp = nn.Linear(dim, width)
+        self.blocks = nn.ModuleList([ResidualBlock(width) for _ in range(depth)])
+        self.out_norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, dim)
+        self.act = nn.SiLU()
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        emb = self.time_mlp(sinusoidal_embedding(t.to(torch.float32) / self.T, self.emb_dim)).to(x.dtype)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.out(self.act(self.out_norm(h)))
