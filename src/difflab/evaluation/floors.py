@@ -93,7 +93,8 @@ def evaluate_samples(
         seed: seeds every random choice.
 
     Returns:
-        ``{name: {"value": v, "floor": f, "ratio": r}}`` in :data:`METRICS` order (plain floats, JSON-able).
+        ``{name: {"value": v, "floor": f, "ratio": r}}`` in :data:`METRICS` order (plain floats, JSON-able;
+        the ratio is ``inf`` only if a floor is exactly 0, i.e. the two true samples were identical multisets).
 
     Raises:
         ConfigError: unknown metric name, n < 2, repeats < 1, or n larger than the points available.
@@ -129,6 +130,7 @@ def evaluate_samples(
     results: dict[str, dict[str, float]] = {}
     for name in names:
         value, floor = sums[name][0] / repeats, sums[name][1] / repeats
+        # c2st scores n held-out points per repeat; the distances ignore n_test
         ratio = METRICS[name].ratio(value, floor, n_test=n * repeats)
         results[name] = {"value": float(value), "floor": float(floor), "ratio": float(ratio)}
     return results

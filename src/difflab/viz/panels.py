@@ -132,7 +132,7 @@ def draw_points(
     i, j = cols
     xlim, ylim = pair_limits(lims, (i, j))
     if density:
-        gx, gy = np.meshgrid(np.linspace(*xlim, 120), np.linspace(*ylim, 120))
+        gx, gy = np.meshgrid(np.linspace(*xlim, 100), np.linspace(*ylim, 100))
         z = kde(x[:, [i, j]], np.vstack([gx.ravel(), gy.ravel()]))
         if z is not None and z.max() > 0:
             ax.contourf(gx, gy, z.reshape(gx.shape), levels=np.linspace(0, z.max(), 12), cmap=cmap)
@@ -150,8 +150,10 @@ def set_pair_axes(ax: Axes, xlim: np.ndarray, ylim: np.ndarray, xlabel: str, yla
 
 
 def _draw_1d(ax: Axes, v: np.ndarray, lim: np.ndarray, cmap: str, dark: str, density: bool) -> None:
-    bins = np.linspace(lim[0], lim[1], 41)
-    ax.hist(v, bins=bins, density=True, color=dark, alpha=0.25, linewidth=0)
+    # About 2 sqrt(n) bins: fine enough for 1000 points, not ragged for 100.
+    n_bins = int(np.clip(2 * np.sqrt(len(v)), 10, 40))
+    bins = np.linspace(lim[0], lim[1], n_bins + 1)
+    ax.hist(v, bins=bins, density=True, color=dark, alpha=0.25 if density else 0.5, linewidth=0)
     if density:
         grid = np.linspace(lim[0], lim[1], 300)
         z = kde(v[:, None], grid[None, :])

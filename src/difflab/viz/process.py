@@ -88,6 +88,11 @@ def plot_forward(
             else:
                 panels.draw_points(ax, xt, (0, 1), lims, names, density=False, n_scatter=len(xt))
             ax.set_title(f"t = {t}")
+        if len(cols) == 1:
+            # One y scale for all histograms, so the spreading of the density reads across panels.
+            top = max(ax.get_ylim()[1] for ax in axes[0])
+            for ax in axes[0]:
+                ax.set_ylim(0, top)
         return save(fig, path)
 
 

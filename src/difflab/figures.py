@@ -1,0 +1,115 @@
+"""All of a run's figures, by name. Data and samples are drawn in the data's units; the forward process,
+trajectories, vector field and animation in the scaled space where the diffusion runs (the tutorial's [-1, 1])."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from difflab import viz
+from difflab.diffusion.schedules import SCHEDULES, make_schedule
+from difflab.errors import ConfigError
+from difflab.run import FILES, Run, load_run
+from difflab.sample import eps_fn, sample_run
+
+
+class Context:
+    """What the figures of one run share: the run, its samples and trajectory (drawn once, lazily)."""
+
+    def __init__(self, run: Run, out: Path, n: int, seed: int, field_ts: list[int] | None) -> None:
+        self.run, self.out, self.n, self.seed = run, out, n, seed
+        T = run.diffusion.T
+        self.field_ts = field_ts or sorted({max(1, round(0.3 * T)), T})
+        self._samples: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def scaled_train(self) -> np.ndarray:
+        return self.run.scaler.transform(self.run.train)
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._samples is None:
+            x, traj = sample_run(self.run, self.n, seed=self.seed, trajectory=True)
+            assert traj is not None
+            self._samples = (x, traj)
+        return self._samples
+
+
+def _data(c: Context) -> Path:
+    return viz.plot_data(c.run.train, c.out / "data.png", columns=c.run.columns, title="training data")
+
+
+def _forward(c: Context) -> Path:
+    T = c.run.diffusion.T
+    ts = sorted({0, max(1, round(0.2 * T)), T})  # the tutorial's 0, 2, T at T = 10
+    return viz.plot_forward(c.scaled_train, c.run.diffusion.alpha_bars.numpy(), ts, c.out / "forward.png",
+                            seed=c.seed)
+
+
+def _samples(c: Context) -> Path:
+    x, _ = c.samples()
+    return viz.plot_samples(x, c.run.train, c.out / "samples.png", columns=c.run.columns)
+
+
+def _trajectories(c: Context) -> Path:
+    return viz.plot_trajectories(c.samples()[1], c.out / "trajectories.png", title="reverse trajectories (scaled)")
+
+
+def _field(c: Context) -> Path:
+    traj = c.samples()[1][:, 0, :] if c.run.dim == 2 else None
+    return viz.plot_vector_field(eps_fn(c.run), c.field_ts, c.out / "vector_field.png", trajectory=traj,
+                                 T=c.run.diffusion.T, dim=c.run.dim)
+
+
+def _schedules(c: Context) -> Path:
+    T = c.run.diffusion.T
+    curves = {f"{name} (T={T})": make_schedule(name, T, warn=False).betas for name in SCHEDULES}
+    curves[f"this run: {c.run.diffusion.schedule.name}"] = c.run.diffusion.schedule.betas
+    return viz.plot_schedules(curves, c.out / "schedules.png")
+
+
+def _loss(c: Context) -> Path:
+    path = c.run.path / FILES["loss"]
+    arr = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return viz.plot_loss(arr[:, 0], arr[:, 1], c.out / "loss.png")
+
+
+def _animation(c: Context) -> Path:
+    return viz.animate_reverse(c.samples()[1], c.out / "reverse.gif", data=c.scaled_train)
+
+
+FIGURES: dict[str, Callable[[Context], Path]] = {
+    "data": _data,
+    "forward": _forward,
+    "samples": _samples,
+    "trajectories": _trajectories,
+    "field": _field,
+    "schedules": _schedules,
+    "loss": _loss,
+    "animation": _animation,
+}
+
+
+def make_figures(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    kinds: list[str] | None = None,
+    field_ts: list[int] | None = None,
+    n: int = 1000,
+    seed: int = 0,
+) -> list[Path]:
+    """Draw the figures ``kinds`` (default all; ``field`` only for D = 2) of a run into ``out``."""
+    run = load_run(run_dir)
+    kinds = kinds or [k for k in FIGURES if k != "field" or run.dim == 2]
+    unknown = [k for k in kinds if k not in FIGURES]
+    if unknown:
+        raise ConfigError(f"unknown figure kind '{unknown[0]}'; choose from: {', '.join(FIGURES)}")
+    bad_t = [t for t in field_ts or [] if not 1 <= t <= run.diffusion.T]
+    if bad_t:
+        raise ConfigError(f"--t {bad_t[0]} is outside 1..T={run.diffusion.T}")
+    c = Context(run, Path(out) if out else Path(run_dir) / "figures", n, seed, field_ts)
+    return [FIGURES[k](c) for k in kinds]
+
+
