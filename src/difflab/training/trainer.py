@@ -199,9 +199,11 @@ class Trainer:
         self.step_count = step
         n = min(step, self.cfg.steps)
         self.loss_log[:n] = tensors["loss_log"][:n].to(self.device)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(self.cfg), last_epoch=-1)
-        for _ in range(step):
-            self.sched.step()
+        # The LR schedule is a pure function of the step: set it there rather than replaying `step` calls.
+        lrs = [base * lr_lambda(self.cfg)(step) for base in self.sched.base_lrs]
+        for group, lr in zip(self.opt.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        self.sched.load_state_dict({**self.sched.state_dict(), "last_epoch": step, "_last_lr": lrs})
 
     def eval_model(self) -> nn.Module:
         """The weights to sample with: the EMA copy when EMA is on."""
