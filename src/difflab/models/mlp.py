@@ -47,8 +47,17 @@ class ResMLP(nn.Module):
         self.out = nn.Linear(width, dim)
         self.act = nn.SiLU()
 
+    def time_embedding(self, t: Tensor) -> Tensor:
+        """e(t) for each row. With fewer steps T than rows, embed every step 1..T once and gather the rows: the
+        same values for less work (training batches hold each t many times)."""
+        if self.T < t.shape[0]:
+            steps = torch.arange(1, self.T + 1, device=t.device, dtype=torch.float32)
+            table = self.time_mlp(sinusoidal_embedding(steps / self.T, self.emb_dim))
+            return table[t - 1]
+        return self.time_mlp(sinusoidal_embedding(t.to(torch.float32) / self.T, self.emb_dim))
+
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        emb = self.time_mlp(sinusoidal_embedding(t.to(torch.float32) / self.T, self.emb_dim)).to(x.dtype)
+        emb = self.time_embedding(t).to(x.dtype)
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, emb)

@@ -14,11 +14,15 @@ class EMA:
         self.names = [n for n, p in model.state_dict().items() if p.is_floating_point()]
         state = model.state_dict()
         self.shadow: list[Tensor] = [state[n].detach().clone() for n in self.names]
+        # state_dict() tensors share storage with the live weights, which are updated in place: keep them, so a
+        # step costs one foreach call and no state_dict() walk.
+        self._model = model
+        self._live: list[Tensor] = [state[n] for n in self.names]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        state = model.state_dict()
-        torch._foreach_lerp_(self.shadow, [state[n] for n in self.names], 1.0 - self.decay)
+        live = self._live if model is self._model else [model.state_dict()[n] for n in self.names]
+        torch._foreach_lerp_(self.shadow, live, 1.0 - self.decay)
 
     def state_dict(self) -> dict[str, Tensor]:
         return dict(zip(self.names, self.shadow, strict=True))
