@@ -1,128 +1,264 @@
-"""The ``difflab`` command line: train, sample, plot, evaluate, sweep, datasets, demo.
+"""The ``difflab`` command line: train, sample, plot, datasets, demo (and evaluate, sweep from their own modules).
 
-Every user error is one line on stderr (``error: …``) and exit status 2, with nothing half-written.
+Every user error is one line on stderr (``error: …``) and exit status 2, with nothing half-written: inputs are
+checked before the first file is touched, and files are written atomically. :class:`DifflabGroup` turns
+:class:`~difflab.errors.DifflabError`, a bad option and an unwritable path into that line, for the installed
+``difflab`` script, ``python -m difflab`` and typer's ``CliRunner`` alike.
+
+Heavy modules (torch, the data package) are imported inside the commands, after the options have been checked,
+so ``--help`` and mistakes in options answer at once.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from difflab.errors import DifflabError
 
+# The click that typer uses (vendored in recent typer, the click package in older ones).
+_click_exceptions = importlib.import_module(typer.BadParameter.__module__)
+
+# Commands that live in their own modules, each with ``register(app: typer.Typer)``, and their line in the top-level
+# help. A module is imported only when its command runs, so a slow or broken one costs the other commands nothing.
+PLUGINS = {
+    "evaluate": ("difflab.evaluation.cli", "Compare a run's samples with true points: every metric next to its "
+                 "noise floor."),
+    "sweep": ("difflab.sweep.cli", "Train and evaluate every cell of a grid of options × seeds, in parallel."),
+}
+
+# Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
+SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array"
+MODEL_NAMES = "seed | mlp"
+SAMPLER_NAMES = "ddpm | ddim | dpm++"
+FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """``warnings.formatwarning`` for the command line: ``warning: <message>``, one line, no source location."""
+    return f"warning: {_one_line(str(message))}\n"
+
+
+def _module_exists(name: str) -> bool:
+    """Whether module ``name`` is installed, without importing it or its package's ``__init__``."""
+    parent, _, leaf = name.rpartition(".")
+    try:
+        spec = importlib.util.find_spec(parent)
+    except ModuleNotFoundError:
+        return False
+    locations = (spec.submodule_search_locations or []) if spec else []
+    return any((Path(loc) / f"{leaf}.py").exists() or (Path(loc) / leaf / "__init__.py").exists()
+               for loc in locations)
+
+
+class DifflabGroup(TyperGroup):
+    """typer's command group, plus: one-line errors, and commands from :data:`PLUGINS` loaded on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return names + [n for n, (mod, _) in PLUGINS.items() if n not in names and _module_exists(mod)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in PLUGINS and _module_exists(PLUGINS[cmd_name][0]):
+            # For the top-level help only: a stand-in with the command's one-line help, nothing imported.
+            cmd = TyperCommand(cmd_name, help=PLUGINS[cmd_name][1])
+        return cmd
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in PLUGINS and name not in self.commands and _module_exists(PLUGINS[name][0]):
+            plugin = typer.Typer()
+            importlib.import_module(PLUGINS[name][0]).register(plugin)
+            for cmd_name, command in typer.main.get_group(plugin).commands.items():
+                self.commands.setdefault(cmd_name, command)
+        return super().resolve_command(ctx, args)
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        formatwarning = warnings.formatwarning
+        warnings.formatwarning = _one_line_warning
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except DifflabError as e:
+            _fail(str(e))
+        except _click_exceptions.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # a bare `difflab`: show the help
+                typer.echo(e.format_message())
+                sys.exit(0)
+            hint = f" (see: {e.ctx.command_path} --help)" if getattr(e, "ctx", None) is not None else ""
+            _fail(e.format_message() + hint, e.exit_code)
+        except typer.Abort:
+            _fail("aborted", 1)
+        except OSError as e:  # a write that failed after all checks: disk full, permissions changed
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}")
+        finally:
+            warnings.formatwarning = formatwarning
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=DifflabGroup,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Diffusion models on low-dimensional data, measured against a noise floor.",
+    help="Diffusion models on low-dimensional data (2-D toys to numeric tables of any width), "
+    "measured against a noise floor.",
 )
 
 Opt = typer.Option
 
+# train's options by config key, so an invalid value is reported under the option the user typed.
+TRAIN_LABELS = {
+    "data.source": "--data", "data.columns": "--columns", "data.n": "--n", "data.scaler": "--scaler",
+    "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
+    "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
+    "train.ema": "--ema", "train.seed": "--seed", "train.device": "--device",
+}
+
+
+def _at_least(low: int, **values: int) -> None:
+    """Range checks of plain options, done before the heavy imports so a typo answers at once."""
+    for name, v in values.items():
+        if v < low:
+            raise DifflabError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
+
+
+def _columns(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [c.strip() for c in text.split(",")]
+    if not all(names):
+        raise DifflabError(f"--columns {text!r}: expected comma-separated column names or indices, e.g. a,b,c")
+    return names
+
 
 @app.command()
 def train(
-    out: Annotated[Path, Opt("--out", "-o", help="run directory to create (or continue with --resume)")],
-    preset: Annotated[str | None, Opt(help="'seed' = the tutorial's recipe exactly; default 'recommended'")] = None,
-    config: Annotated[Path | None, Opt("--config", help="TOML config file (sections data, diffusion, model, ...)")] = None,
-    data: Annotated[str | None, Opt(help="toy dataset name (see `difflab datasets`) or .csv/.parquet/.npy file")] = None,
-    columns: Annotated[str | None, Opt(help="comma-separated columns of a file to use")] = None,
-    n: Annotated[int | None, Opt(help="number of toy points to draw")] = None,
-    scaler: Annotated[str | None, Opt(help="minmax | standard | none")] = None,
-    schedule: Annotated[str | None, Opt(help="seed-linear | poly | linear | cosine | sigmoid")] = None,
-    T: Annotated[int | None, Opt("--T", help="number of diffusion steps")] = None,
-    parameterization: Annotated[str | None, Opt(help="eps | x0 | v")] = None,
-    model: Annotated[str | None, Opt(help="seed | mlp")] = None,
-    steps: Annotated[int | None, Opt(help="optimizer steps")] = None,
-    batch_size: Annotated[int | None, Opt(help="mini-batch size (default of the seed preset: full batch)")] = None,
-    lr: Annotated[float | None, Opt(help="learning rate")] = None,
-    ema: Annotated[float | None, Opt(help="EMA decay of the weights, e.g. 0.999")] = None,
-    seed: Annotated[int | None, Opt(help="seed of the weights, batches and noise")] = None,
-    device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
-    resume: Annotated[bool, Opt("--resume", help="continue the checkpoint in --out")] = False,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bar")] = False,
+    out: Annotated[Path, Opt("--out", "-o", help="Run directory to create (new or empty), or to continue with "
+                             "--resume.")],
+    preset: Annotated[str | None, Opt(help="Starting recipe: 'seed' = the tutorial's recipe exactly; "
+                                      "'recommended' (default) = difflab's.")] = None,
+    config: Annotated[Path | None, Opt("--config", help="TOML config on top of the preset, with tables data, "
+                                       "diffusion, model, train, sample.")] = None,
+    data: Annotated[str | None, Opt(help="Toy dataset (see `difflab datasets`) or a .csv/.parquet/.npy file "
+                                    "(default: moons).")] = None,
+    columns: Annotated[str | None, Opt(help="Columns of a data file to use, comma-separated names or 0-based "
+                                       "indices (default: all).")] = None,
+    n: Annotated[int | None, Opt(help="Points to draw from a toy dataset, or rows to keep from a file.")] = None,
+    scaler: Annotated[str | None, Opt(help="Per-column scaling fitted on the training rows: minmax (to [-1, 1]) "
+                                      "| standard | none.")] = None,
+    schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES}.")] = None,
+    T: Annotated[int | None, Opt("--T", help="Number of diffusion steps.")] = None,
+    parameterization: Annotated[str | None, Opt(help="What the network predicts: eps | x0 | v.")] = None,
+    model: Annotated[str | None, Opt(help=f"Network: {MODEL_NAMES}.")] = None,
+    steps: Annotated[int | None, Opt(help="Optimizer steps in all (with --resume: the new total).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Mini-batch size (the seed preset uses the full batch).")] = None,
+    lr: Annotated[float | None, Opt(help="Learning rate.")] = None,
+    ema: Annotated[float | None, Opt(help="EMA decay of the weights, e.g. 0.999.")] = None,
+    seed: Annotated[int | None, Opt(help="Seed of the initial weights, batches and noise.")] = None,
+    device: Annotated[str | None, Opt(help="auto | cpu | cuda.")] = None,
+    resume: Annotated[bool, Opt("--resume", help="Continue the checkpoint in --out, with the run's saved "
+                                "config (or --preset/--config if given) and any options given here.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Train a diffusion model and write a run directory."""
-    from difflab.config import load_saved_config, resolve_config
+    """Train a diffusion model and write a run directory (config, data, schedule, weights, checkpoint, loss).
+
+    With no options it trains difflab's recommended recipe on moons; --preset seed is the tutorial's recipe.
+    """
+    from difflab.config import load_saved_config, merge_config, resolve_config
     from difflab.io import read_json
-    from difflab.run import FILES, train_run
 
     overrides: dict[str, Any] = {
-        "data": {"source": data, "columns": columns.split(",") if columns else None, "n": n, "scaler": scaler},
+        "data": {"source": data, "columns": _columns(columns), "n": n, "scaler": scaler},
         "diffusion": {"schedule": schedule, "T": T, "parameterization": parameterization},
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device},
     }
-    if model is not None:
-        overrides["model"]["options"] = {}
-    if resume and (out / FILES["config"]).exists() and config is None and preset is None:
-        saved = load_saved_config(read_json(out / FILES["config"]), str(out / FILES["config"]))
-        cfg = resolve_config(saved.preset, overrides=_merge(saved.model_dump(mode="json"), overrides))
+    saved = out / "config.json"  # difflab.run.FILES["config"]; that module is too heavy to import this early
+    if resume and config is None and preset is None and saved.is_file():
+        cfg = merge_config(load_saved_config(read_json(saved), str(saved)), overrides, labels=TRAIN_LABELS)
     else:
-        if resume and not (out / FILES["checkpoint"]).exists():
-            raise DifflabError(f"{out}: no checkpoint to resume from")
-        cfg = resolve_config(preset, config, overrides)
+        cfg = resolve_config(preset, config, overrides, labels=TRAIN_LABELS)
+
+    from difflab.run import train_run
+
     run = train_run(cfg, out, resume=resume, progress=not quiet)
     typer.echo(f"trained {cfg.model.name} on {cfg.data.source} ({run.train.shape[0]} rows, D={run.dim}) "
-               f"for {cfg.train.steps} steps in {run.seconds:.1f} s -> {out}")
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict):
-            out[k] = _merge(out.get(k) or {}, v)
-        elif v is not None:
-            out[k] = v
-    return out
+               f"to step {cfg.train.steps} in {run.seconds:.1f} s -> {out}")
 
 
 @app.command()
 def sample(
-    run_dir: Annotated[Path, typer.Argument(help="a trained run directory")],
-    out: Annotated[Path, Opt("--out", "-o", help="output file: .csv or .npy (data units)")],
-    n: Annotated[int, Opt(help="number of samples", min=1)] = 1000,
-    sampler: Annotated[str | None, Opt(help="ddpm | ddim | dpm++ (default: the run's)")] = None,
-    steps: Annotated[int | None, Opt(help="model calls K ≤ T (default T)")] = None,
-    grid: Annotated[str | None, Opt(help="trailing | linspace")] = None,
-    eta: Annotated[float | None, Opt(help="DDIM noise scale (0 = deterministic)")] = None,
-    seed: Annotated[int, Opt(help="seed of x_T and the sampler's noise")] = 0,
-    trajectory: Annotated[Path | None, Opt(help="also write the reverse trajectory (K+1, n, D) to this .npy")] = None,
-    chunk_size: Annotated[int, Opt(help="points sampled at once (memory bound)", min=1)] = 262_144,
+    run_dir: Annotated[Path, typer.Argument(help="A trained run directory.", show_default=False)],
+    out: Annotated[Path, Opt("--out", "-o", help="Output file, .csv (with a header) or .npy, in data units.")],
+    n: Annotated[int, Opt(help="Number of samples.")] = 1000,
+    sampler: Annotated[str | None, Opt(help=f"{SAMPLER_NAMES} (default: the run's, ddpm).")] = None,
+    steps: Annotated[int | None, Opt(help="Model calls K, 1 ≤ K ≤ T (default: T).")] = None,
+    grid: Annotated[str | None, Opt(help="Time grid for K < T: trailing | linspace.")] = None,
+    eta: Annotated[float | None, Opt(help="DDIM noise scale (0 = deterministic, 1 ≈ ddpm).")] = None,
+    seed: Annotated[int, Opt(help="Seed of x_T and of the sampler's noise.")] = 0,
+    trajectory: Annotated[Path | None, Opt(help="Also write the reverse trajectory, shape (K+1, n, D), in data "
+                                           "units, to this .npy file.")] = None,
+    chunk_size: Annotated[int, Opt(help="Points sampled at once (bounds memory).")] = 262_144,
 ) -> None:
     """Draw samples from a trained run, in the data's own units."""
+    _at_least(1, n=n, chunk_size=chunk_size)
     from difflab.sample import sample_to_file
 
     path = sample_to_file(run_dir, out, n=n, sampler=sampler, steps=steps, grid=grid, eta=eta, seed=seed,
                           trajectory=trajectory, chunk_size=chunk_size)
-    typer.echo(f"wrote {n} samples to {path}")
+    typer.echo(f"wrote {n} samples to {path}" + (f" and their trajectory to {trajectory}" if trajectory else ""))
+
+
+def _kinds(values: list[str] | None) -> list[str] | None:
+    """--kind may be repeated or comma-separated."""
+    if not values:
+        return None
+    return [k.strip() for v in values for k in v.split(",") if k.strip()] or None
 
 
 @app.command()
 def plot(
-    run_dir: Annotated[Path, typer.Argument(help="a trained run directory")],
-    kind: Annotated[list[str] | None, Opt(help="figure(s) to draw; default all (see --help)")] = None,
-    out: Annotated[Path | None, Opt("--out", "-o", help="folder for the figures (default RUN_DIR/figures)")] = None,
-    t: Annotated[list[int] | None, Opt("--t", help="steps for the vector field (default 3 and T)")] = None,
-    n: Annotated[int, Opt(help="samples to draw for the figures")] = 1000,
-    seed: Annotated[int, Opt(help="seed of the samples")] = 0,
+    run_dir: Annotated[Path, typer.Argument(help="A trained run directory.", show_default=False)],
+    kind: Annotated[list[str] | None, Opt(help=f"Figure(s) to draw, repeated or comma-separated: {FIGURE_KINDS} "
+                                          "(default: all that apply; field needs D = 2).")] = None,
+    out: Annotated[Path | None, Opt("--out", "-o", help="Folder for the figures (default: RUN_DIR/figures).")] = None,
+    t: Annotated[list[int] | None, Opt("--t", help="Step(s) of the vector field (default: 0.3·T and T).")] = None,
+    n: Annotated[int, Opt(help="Samples to draw for the figures.")] = 1000,
+    seed: Annotated[int, Opt(help="Seed of those samples.")] = 0,
 ) -> None:
-    """Draw a run's figures: data, forward, samples, trajectories, field, schedules, loss, animation."""
-    from difflab.figures import FIGURES, make_figures
+    """Draw a run's figures (PNG; the animation is a GIF) and print their paths."""
+    _at_least(1, n=n)
+    from difflab.figures import make_figures
 
-    kinds = kind or list(FIGURES)
-    paths = make_figures(run_dir, out, kinds=kinds, field_ts=t, n=n, seed=seed)
-    for p in paths:
+    for p in make_figures(run_dir, out, kinds=_kinds(kind), field_ts=t, n=n, seed=seed):
         typer.echo(str(p))
 
 
 @app.command()
 def datasets() -> None:
-    """List the built-in toy datasets."""
+    """List the built-in toy datasets (any .csv/.parquet/.npy file of numbers works too)."""
     from difflab.data import list_datasets
 
     rows = list_datasets()
@@ -133,41 +269,17 @@ def datasets() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, Opt("--out", "-o", help="output folder")] = Path("demo-out"),
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="no progress bars")] = False,
+    out: Annotated[Path, Opt("--out", "-o", help="Output folder (re-running replaces the demo runs in it).")] = Path(
+        "demo-out"),
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Train the tutorial's recipe and the recommended one on moons; write all figures and compare them."""
+    """Train the tutorial's recipe and the recommended one on moons; sample, evaluate and draw both."""
     from difflab.demo import run_demo
 
     run_demo(out, progress=not quiet, echo=typer.echo)
 
 
-def _register_optional_commands() -> None:
-    """evaluate and sweep live in their own modules (difflab.evaluation.cli, difflab.sweep)."""
-    import importlib
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``difflab`` script and of ``python -m difflab``."""
+    app(args=argv, prog_name="difflab")
 
-    for mod in ("difflab.evaluation.cli", "difflab.sweep.cli"):
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-            continue
-        module.register(app)
-
-
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    return f"warning: {message}\n"
-
-
-def main() -> None:
-    warnings.formatwarning = _one_line_warning
-    _register_optional_commands()
-    try:
-        app()
-    except DifflabError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
-        sys.exit(130)

@@ -1,12 +1,15 @@
 """Run configuration: validated pydantic models, presets, TOML loading and command-line overrides.
 
-A run's resolved config is saved as ``config.json`` in its run directory; ``RunConfig.model_validate`` reads it
-back. Sections mirror the data path: data → diffusion → model → train → sample.
+A run's resolved config is saved as ``config.json`` in its run directory; :func:`load_saved_config` reads it back.
+Sections mirror the data path: data → diffusion → model → train → sample. Names that live in registries (schedule,
+model, sampler) are checked where those registries are, when the run is built (``difflab.run.check_names``), so
+that this module stays import-light.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +59,13 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1000, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads (default: chosen for the model's size)")
 
+    @field_validator("adam_betas")
+    @classmethod
+    def _betas_in_unit_interval(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"both Adam betas must lie in [0, 1), got {list(v)}")
+        return v
+
 
 class SampleConfig(_Section):
     sampler: str = Field("ddpm", description="ddpm | ddim | dpm++")
@@ -81,19 +91,30 @@ class RunConfig(_Section):
         return v
 
 
-# The tutorial's recipe, exactly (Elflein 2022; ../shared/tutorial/settings.md).
+# The tutorial's recipe, exactly (Elflein 2022; shared/tutorial/settings.md). Every setting is spelled out, so a
+# change of a default above cannot change it silently.
 SEED: dict[str, Any] = {
-    "data": {"source": "moons", "scaler": "minmax"},
-    "diffusion": {"schedule": "poly", "T": 10, "parameterization": "eps"},
-    "model": {"name": "seed"},
-    "train": {"steps": 5000, "batch_size": None, "lr": 1e-2, "weight_decay": 1e-4, "lr_schedule": "constant"},
-    "sample": {"sampler": "ddpm", "variance": "small"},
+    "data": {"source": "moons", "n": 1000, "scaler": "minmax"},
+    "diffusion": {"schedule": "poly", "T": 10, "schedule_options": {"power": 4.0}, "parameterization": "eps"},
+    "model": {"name": "seed", "options": {}},
+    "train": {
+        "steps": 5000,
+        "batch_size": None,
+        "lr": 1e-2,
+        "weight_decay": 1e-4,
+        "adam_betas": (0.9, 0.999),
+        "lr_schedule": "constant",
+        "warmup": 0,
+        "ema": None,
+        "grad_clip": None,
+    },
+    "sample": {"sampler": "ddpm", "steps": None, "variance": "small"},
 }
 
 # difflab's recommended recipe, chosen from measurements (benchmarks/quality_vs_time.py, benchmarks/RESULTS.md).
 RECOMMENDED: dict[str, Any] = {
     "data": {"source": "moons", "scaler": "minmax"},
-    "diffusion": {"schedule": "cosine", "T": 100, "parameterization": "eps"},
+    "diffusion": {"schedule": "linear", "T": 100, "parameterization": "eps"},
     "model": {"name": "mlp", "options": {"width": 128, "depth": 3}},
     "train": {
         "steps": 5000,
@@ -109,55 +130,120 @@ RECOMMENDED: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED}
 
+# Settings that belong to the name they configure: a layer that picks another name starts from the empty value
+# unless it gives its own (`--model seed` on the recommended preset must not inherit the mlp's width and depth,
+# `--data table.csv` on the seed preset not the 1000 points of its moons).
+_DEPENDENT: dict[tuple[str, str], tuple[str, Any]] = {
+    ("model", "name"): ("options", {}),
+    ("diffusion", "schedule"): ("schedule_options", {}),
+    ("data", "source"): ("n", None),
+}
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+
+def _merge(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = _merge(out[k], v, (*path, k)) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    for (section, name), (dependent, empty) in _DEPENDENT.items():
+        if path == (section,) and name in over and over[name] != base.get(name) and dependent not in over:
+            out[dependent] = empty
     return out
 
 
-def _one_line(e: ValidationError, where: str) -> ConfigError:
+def _drop_none(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _drop_none(v) if isinstance(v, Mapping) else v for k, v in d.items() if v is not None}
+
+
+def _has(d: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
+    for part in loc:
+        if not isinstance(d, Mapping) or part not in d:
+            return False
+        d = d[part]
+    return True
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _one_line(e: ValidationError, where: str, overrides: Mapping[str, Any] | None = None,
+              labels: Mapping[str, str] | None = None) -> ConfigError:
+    """The first validation error as one line that names where it came from: a command-line option, or a file."""
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
+    loc = tuple(err["loc"])
+    dotted = ".".join(str(p) for p in loc)
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return ConfigError(f"{where}: {loc}: {msg}{more}")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        return ConfigError(f"{where}: unknown key '{dotted}'{hint}{more}")
+    msg = err["msg"].removeprefix("Value error, ")
+    if overrides is not None and _has(overrides, loc[:2]):
+        label = (labels or {}).get(".".join(str(p) for p in loc[:2]), dotted)
+        return ConfigError(f"{label}: {msg}, got {err.get('input')!r}{more}")
+    return ConfigError(f"{where}: {dotted}: {msg}{more}")
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML config file; a missing, unreadable or malformed file is a one-line ConfigError."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a TOML config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML ({str(e).splitlines()[0]})") from None
 
 
 def resolve_config(
     preset: str | None = None,
     file: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
 ) -> RunConfig:
-    """Preset (default ``recommended``) ← TOML file ← overrides (nested dict, None values ignored)."""
-    raw: dict[str, Any] = {}
-    if file is not None:
-        path = Path(file)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    """Preset (default ``recommended``) ← TOML ``file`` ← ``overrides`` (a nested dict; None values are ignored).
+
+    ``labels`` maps a dotted key of ``overrides`` (``"train.steps"``) to the option the user typed (``"--steps"``),
+    so an invalid value is reported under the name the user knows.
+    """
+    raw = read_toml(file) if file is not None else {}
     name = preset or raw.get("preset") or "recommended"
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
-    merged = _merge(PRESETS[name], raw)
-    merged = _merge(merged, _drop_none(overrides or {}))
+    if not isinstance(name, str) or name not in PRESETS:
+        where = "--preset" if preset else f"{file}: preset"
+        raise ConfigError(f"{where}: unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    over = _drop_none(overrides or {})
+    merged = _merge(_merge(PRESETS[name], raw), over)
     merged["preset"] = name
     try:
         return RunConfig.model_validate(merged)
     except ValidationError as e:
-        raise _one_line(e, str(file) if file else "config") from None
+        raise _one_line(e, str(file) if file else f"preset '{name}'", over, labels) from None
 
 
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
-
-
-def load_saved_config(raw: dict[str, Any], where: str) -> RunConfig:
+def load_saved_config(raw: Any, where: str) -> RunConfig:
+    """Validate a run directory's saved ``config.json`` (already parsed)."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
         raise _one_line(e, where) from None
+
+
+def merge_config(cfg: RunConfig, overrides: Mapping[str, Any], *, labels: Mapping[str, str] | None = None) -> RunConfig:
+    """``cfg`` with non-None ``overrides`` on top, validated (how ``--resume`` applies new options to a saved run)."""
+    over = _drop_none(overrides)
+    try:
+        return RunConfig.model_validate(_merge(cfg.model_dump(mode="python"), over))
+    except ValidationError as e:
+        raise _one_line(e, "config", over, labels) from None

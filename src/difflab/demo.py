@@ -13,7 +13,7 @@ from difflab.evaluation import evaluate_samples
 from difflab.figures import make_figures
 from difflab.run import FILES, load_run, train_run
 from difflab.sample import sample_run
-from difflab.sampling.output import write_array
+from difflab.sampling.output import check_writable, write_array
 
 RECIPES = {"seed": "the tutorial's recipe (--preset seed)", "recommended": "difflab's recommended recipe"}
 N_EVAL = 2000
@@ -31,6 +31,7 @@ def run_demo(out: Path, *, progress: bool = True, echo: Callable[[str], None] = 
     """Train both recipes on moons into ``out/<recipe>``, sample, evaluate W1 against the noise floor, draw all
     figures. Returns the W1 results per recipe."""
     out = Path(out)
+    check_writable(out)  # before minutes of training, not after
     results: dict[str, dict] = {}
     for name, label in RECIPES.items():
         run_dir = out / name

@@ -10,9 +10,10 @@ import numpy as np
 
 from difflab import viz
 from difflab.diffusion.schedules import SCHEDULES, make_schedule
-from difflab.errors import ConfigError
+from difflab.errors import ConfigError, RunDirError
 from difflab.run import FILES, Run, load_run
 from difflab.sample import eps_fn, sample_run
+from difflab.sampling.output import check_writable
 
 
 class Context:
@@ -71,7 +72,12 @@ def _schedules(c: Context) -> Path:
 
 def _loss(c: Context) -> Path:
     path = c.run.path / FILES["loss"]
-    arr = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    try:
+        arr = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path}: cannot read the loss log ({str(e).splitlines()[0][:100]})") from None
+    if arr.shape[0] == 0 or arr.shape[1] != 2:
+        raise RunDirError(f"{path}: expected rows of 'step,loss', found shape {arr.shape}")
     return viz.plot_loss(arr[:, 0], arr[:, 1], c.out / "loss.png")
 
 
@@ -91,6 +97,10 @@ FIGURES: dict[str, Callable[[Context], Path]] = {
 }
 
 
+# Figures that only exist for some widths D, and why.
+NEEDS_2D = {"field": "the vector field is drawn on the plane"}
+
+
 def make_figures(
     run_dir: str | Path,
     out: str | Path | None = None,
@@ -100,16 +110,28 @@ def make_figures(
     n: int = 1000,
     seed: int = 0,
 ) -> list[Path]:
-    """Draw the figures ``kinds`` (default all; ``field`` only for D = 2) of a run into ``out``."""
-    run = load_run(run_dir)
-    kinds = kinds or [k for k in FIGURES if k != "field" or run.dim == 2]
-    unknown = [k for k in kinds if k not in FIGURES]
+    """Draw the figures ``kinds`` of a run into ``out`` (default ``run_dir/figures``).
+
+    By default every figure that applies to the run's width is drawn (``field`` only for D = 2); asking for one
+    that does not apply is an error. All names and the run are checked before the first figure is drawn.
+    """
+    unknown = [k for k in kinds or [] if k not in FIGURES]
     if unknown:
         raise ConfigError(f"unknown figure kind '{unknown[0]}'; choose from: {', '.join(FIGURES)}")
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else Path(run_dir) / "figures"
+    check_writable(out)
+    if kinds:
+        for k in kinds:
+            if k in NEEDS_2D and run.dim != 2:
+                raise ConfigError(f"--kind {k}: {NEEDS_2D[k]}, so it needs D = 2 columns; this run has D = {run.dim}")
+        kinds = list(dict.fromkeys(kinds))  # each figure once, in the order asked
+    else:
+        kinds = [k for k in FIGURES if k not in NEEDS_2D or run.dim == 2]
     bad_t = [t for t in field_ts or [] if not 1 <= t <= run.diffusion.T]
     if bad_t:
         raise ConfigError(f"--t {bad_t[0]} is outside 1..T={run.diffusion.T}")
-    c = Context(run, Path(out) if out else Path(run_dir) / "figures", n, seed, field_ts)
+    c = Context(run, out, n, seed, field_ts)
     return [FIGURES[k](c) for k in kinds]
-
-

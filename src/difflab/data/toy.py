@@ -17,9 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn import datasets as skd
 
 from difflab.errors import ConfigError
+
+
+def _sklearn_datasets():  # noqa: ANN202
+    """scikit-learn's generators, imported on first use: sklearn takes seconds to import and most commands
+    never draw a toy recipe."""
+    from sklearn import datasets
+
+    return datasets
 
 # The i.i.d. sampler and the recipe draw from different streams of the same seed, so that evaluation
 # data made with the training seed is still independent of the training data.
@@ -106,7 +113,7 @@ class ToyDataset:
 
 def _moons_recipe(n: int, seed: int) -> np.ndarray:
     _check(n, seed)
-    return skd.make_moons(n_samples=n, noise=None, shuffle=True, random_state=int(seed))[0]
+    return _sklearn_datasets().make_moons(n_samples=n, noise=None, shuffle=True, random_state=int(seed))[0]
 
 
 def _moons_iid(n: int, seed: int) -> np.ndarray:
@@ -125,7 +132,7 @@ CIRCLES_FACTOR = 0.5  # radius of the inner circle; the outer one has radius 1
 
 def _circles_recipe(n: int, seed: int) -> np.ndarray:
     _check(n, seed)
-    return skd.make_circles(n_samples=n, noise=None, factor=CIRCLES_FACTOR, shuffle=True,
+    return _sklearn_datasets().make_circles(n_samples=n, noise=None, factor=CIRCLES_FACTOR, shuffle=True,
                             random_state=int(seed))[0]
 
 
@@ -143,7 +150,7 @@ def _circles_iid(n: int, seed: int) -> np.ndarray:
 
 def _swissroll_recipe(n: int, seed: int) -> np.ndarray:
     _check(n, seed)
-    return skd.make_swiss_roll(n_samples=n, noise=0.0, random_state=int(seed))[0][:, [0, 2]]
+    return _sklearn_datasets().make_swiss_roll(n_samples=n, noise=0.0, random_state=int(seed))[0][:, [0, 2]]
 
 
 def _swissroll_iid(n: int, seed: int) -> np.ndarray:
@@ -155,7 +162,7 @@ def _swissroll_iid(n: int, seed: int) -> np.ndarray:
 
 def _scurve_recipe(n: int, seed: int) -> np.ndarray:
     _check(n, seed)
-    return skd.make_s_curve(n_samples=n, noise=0.0, random_state=int(seed))[0][:, [0, 2]]
+    return _sklearn_datasets().make_s_curve(n_samples=n, noise=0.0, random_state=int(seed))[0][:, [0, 2]]
 
 
 def _scurve_iid(n: int, seed: int) -> np.ndarray:

@@ -4,3 +4,7 @@ from difflab.evaluation.floors import Reference, evaluate_samples, format_table,
 from difflab.evaluation.metrics import METRICS, Metric
 
 __all__ = ["METRICS", "Metric", "Reference", "evaluate_samples", "format_table", "nearest_neighbour_ratio"]
+
+from difflab.evaluation.likelihood import elbo  # noqa: E402
+
+__all__ += ["elbo"]

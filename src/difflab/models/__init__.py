@@ -10,15 +10,16 @@ from torch import nn
 
 from difflab.errors import ConfigError
 from difflab.models.mlp import ResMLP, sinusoidal_embedding
+from difflab.models.oracles import DESCRIPTIONS as ORACLE_DESCRIPTIONS
+from difflab.models.oracles import ORACLES, EmpiricalOracle, MixtureOracle
 from difflab.models.seed import SeedMLP
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "seed": SeedMLP,
-    "mlp": ResMLP,
-}
+# Exact denoisers (oracles) are built from the data by `difflab train --model oracle`, not trained.
+MODELS: dict[str, Callable[..., nn.Module]] = {"seed": SeedMLP, "mlp": ResMLP, **ORACLES}
 DESCRIPTIONS = {
     "seed": "the tutorial's MLP: one-hot(t−1) → Linear(T,1), (D+1)→100→100→100→20→D, LeakyReLU",
     "mlp": "residual MLP with a sinusoidal time embedding (options: width, depth, emb_dim)",
+    **ORACLE_DESCRIPTIONS,
 }
 
 
@@ -32,4 +33,4 @@ def build_model(name: str, dim: int, T: int, **options: Any) -> nn.Module:
         raise ConfigError(f"model '{name}': bad options {options} ({e})") from None
 
 
-__all__ = ["MODELS", "ResMLP", "SeedMLP", "build_model", "sinusoidal_embedding"]
+__all__ = ["MODELS", "EmpiricalOracle", "MixtureOracle", "ResMLP", "SeedMLP", "build_model", "sinusoidal_embedding"]
