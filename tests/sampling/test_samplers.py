@@ -28,7 +28,7 @@ def test_exact_denoiser_reproduces_gaussian(dim, gaussian_problem, sampler, sche
     mu, s = gaussian_problem
     d = make_diffusion(schedule, T)
     oracle = GaussianOracle(d, mu, s)
-    n = 40_000
+    n = 10_000  # std of the sample std ≈ 0.7 %: well inside the 5 % tolerance
     x, _ = generate(oracle, d, n, dim, sampler=sampler, steps=steps, seed=3, options=options)
     x = x.double()
     assert torch.allclose(x.mean(0), mu.double(), atol=0.03)
