@@ -26,6 +26,8 @@ class GaussianDiffusion:
         self.betas = as64(b)
         self.alphas = as64(1.0 - b)
         self.alpha_bars = as64(ab)
+        # log ᾱ_t stays finite where ᾱ_t underflows to 0 (seed-linear at T = 1000): samplers take ratios from it.
+        self.log_alpha_bars = as64(np.cumsum(np.log1p(-b)))
         # q(x_t | x_0), Ho et al. 2020 eq. 4
         self.sqrt_alpha_bars = as64(np.sqrt(ab))
         self.sqrt_one_minus_alpha_bars = as64(np.sqrt(1.0 - ab))
@@ -44,6 +46,10 @@ class GaussianDiffusion:
         if isinstance(t, int):
             return table[t].to(dtype=like.dtype, device=like.device)
         return table.to(like.device)[t].to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+    def alpha_bar_ratio(self, t: int, s: int) -> float:
+        """ᾱ_t / ᾱ_s = ∏_{s<k≤t} α_k, from log ᾱ so that it is exact where ᾱ_t and ᾱ_s both underflow."""
+        return float(np.exp(float(self.log_alpha_bars[t]) - float(self.log_alpha_bars[s])))
 
     # --- forward process -------------------------------------------------------------------------------------
     def q_mean_std(self, x0: Tensor, t: Tensor | int) -> tuple[Tensor, Tensor]:

@@ -55,7 +55,19 @@ def prior_kl(d: GaussianDiffusion, x0: Tensor) -> Tensor:
     return 0.5 * (ab * x0.pow(2) + v - 1.0 - math.log(v)).sum(dim=1)
 
 
-def step_kl(d: GaussianDiffusion, x0: Tensor, x0_hat: Tensor, t: int, variance: str) -> Tensor:
+def mean_gap(d: GaussianDiffusion, x0: Tensor, xt: Tensor, eps_hat: Tensor, t: int) -> Tensor:
+    """c_t (x_0 − x̂_0) written with ε̂ instead of x̂_0: c_t x̂_0 = β_t / (√α_t (1 − ᾱ_t)) · (x_t − √(1 − ᾱ_t) ε̂).
+
+    No division by √ᾱ_t, which underflows on long schedules (seed-linear or poly at T = 1000: ᾱ_T < 1e-100), where
+    x̂_0 itself overflows although the gap is finite."""
+    b, a, ab = float(d.betas[t]), float(d.alphas[t]), float(d.alpha_bars[t])
+    c = float(d.posterior_mean_coef_x0[t])
+    return c * x0 - (b / (math.sqrt(a) * (1.0 - ab))) * (xt - math.sqrt(1.0 - ab) * eps_hat)
+
+
+def step_kl(
+    d: GaussianDiffusion, x0: Tensor, x0_hat: Tensor | None, t: int, variance: str, *, gap: Tensor | None = None
+) -> Tensor:
     """KL(q(x_{t−1} | x_t, x_0) ‖ N(μ̃_t(x_t, x̂_0), σ_t² I)) for t ≥ 2, per row (Ho et al. 2020, eq. 5, L_{t−1}).
 
     The two means differ by c_t (x_0 − x̂_0) with c_t = √ᾱ_{t−1} β_t / (1 − ᾱ_t), the x_0-coefficient of μ̃_t
@@ -66,7 +78,10 @@ def step_kl(d: GaussianDiffusion, x0: Tensor, x0_hat: Tensor, t: int, variance: 
     c = float(d.posterior_mean_coef_x0[t])
     dim = x0.shape[1]
     const = 0.5 * dim * (math.log(var_p / var_q) + var_q / var_p - 1.0)
-    return const + 0.5 * c * c * (x0 - x0_hat).pow(2).sum(dim=1) / var_p
+    if gap is None:
+        assert x0_hat is not None
+        gap = c * (x0 - x0_hat)
+    return const + 0.5 * gap.pow(2).sum(dim=1) / var_p
 
 
 def decoder_nll(d: GaussianDiffusion, x0: Tensor, x0_hat: Tensor) -> Tensor:
@@ -111,11 +126,12 @@ def elbo_terms(
             noise = torch.randn(x.shape, generator=generator, dtype=torch.float64, device=x.device)
             xt = diffusion.q_sample(x, t, noise)
             with torch.no_grad():
-                x0_hat = denoise(xt.to(x0_scaled.dtype), t).x0.to(torch.float64)
+                pred = denoise(xt.to(x0_scaled.dtype), t)
             if t == 1:
-                decoder[lo : lo + chunk_size] = decoder_nll(diffusion, x, x0_hat)
+                decoder[lo : lo + chunk_size] = decoder_nll(diffusion, x, pred.x0.to(torch.float64))
             else:
-                kl[lo : lo + chunk_size] = kl[lo : lo + chunk_size] + step_kl(diffusion, x, x0_hat, t, variance)
+                gap = mean_gap(diffusion, x, xt, pred.eps.to(torch.float64), t)
+                kl[lo : lo + chunk_size] = kl[lo : lo + chunk_size] + step_kl(diffusion, x, None, t, variance, gap=gap)
     per_draw = {"prior": prior_kl(diffusion, x0), "diffusion": kl, "decoder": decoder}
     out = {k: v.reshape(n_noise, n).mean(dim=0) for k, v in per_draw.items()}
     out["total"] = out["prior"] + out["diffusion"] + out["decoder"]

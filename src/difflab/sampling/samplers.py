@@ -69,7 +69,7 @@ def sample_ddpm(
         raise ConfigError(f"unknown reverse variance '{variance}'; choose one of: small, large")
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:], strict=True), start=1):
         ab_t, ab_s = _ab(diffusion, t), _ab(diffusion, s)
-        alpha_ts = ab_t / ab_s
+        alpha_ts = diffusion.alpha_bar_ratio(t, s)
         beta_ts = 1.0 - alpha_ts
         eps = denoise(x, t).eps
         x = (x - (beta_ts / math.sqrt(1.0 - ab_t)) * eps) / math.sqrt(alpha_ts)
@@ -93,14 +93,18 @@ def sample_ddim(
     callback: Callback = None,
     eta: float = 0.0,
 ) -> Tensor:
-    """x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z, σ = η √((1 − ᾱ_s)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_s) (Song et al. 2021, eq. 12, 16)."""
+    """x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z, σ = η √((1 − ᾱ_s)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_s) (Song et al. 2021, eq. 12, 16).
+
+    √ᾱ_s x̂_0 is computed as (x_t − √(1 − ᾱ_t) ε̂) / √(ᾱ_t/ᾱ_s): the same number, without x̂_0's division by √ᾱ_t,
+    which overflows where ᾱ_t underflows (seed-linear at T = 1000)."""
     if eta < 0:
         raise ConfigError(f"DDIM eta must be >= 0, got {eta}")
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:], strict=True), start=1):
         ab_t, ab_s = _ab(diffusion, t), _ab(diffusion, s)
-        pred = denoise(x, t)
-        sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))
-        x = math.sqrt(ab_s) * pred.x0 + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * pred.eps
+        ratio = diffusion.alpha_bar_ratio(t, s)
+        eps = denoise(x, t).eps
+        sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ratio))
+        x = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ratio) + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * _noise(x, generator)
         if callback is not None:

@@ -1,0 +1,56 @@
+"""``difflab sweep``: registered on the main command line by ``difflab.cli`` (``register(app)``)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from difflab.errors import DifflabError
+
+Opt = typer.Option
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise DifflabError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def sweep(
+    grid: Annotated[Path, typer.Argument(help="Grid file (TOML): a base config, a grid table of KEY = lists of "
+                                         "values, seeds, evaluation settings.", show_default=False)],
+    out: Annotated[Path, Opt("--out", "-o", help="Sweep directory; cells already finished there are skipped.")],
+    workers: Annotated[int | None, Opt(help="Worker processes (default: the number of CPU cores); 1 runs the "
+                                       "cells in this process.", min=1)] = None,
+    seeds: Annotated[str | None, Opt(help="Comma-separated seeds, replacing the grid file's, e.g. 0,1,2.")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="KEY=VALUE (repeatable): replace a grid axis "
+                                          "(diffusion.T=[10,100]; [] drops the grids that vary KEY), change the base "
+                                          "config (train.steps=1000) or the evaluation (evaluate.n=1000).")] = None,
+    batch: Annotated[bool, Opt("--batch/--no-batch", help="Train compatible cells together when batched "
+                               "training is available (their train seconds are then shared).")] = True,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No line per finished cell.")] = False,
+) -> None:
+    """Train and evaluate every cell of a grid (options × seeds) in parallel; write results.csv, results.md
+    (mean ± sd over seeds) and results.png. Exit status 1 if any cell failed."""
+    from difflab.sweep.grid import apply_changes, load_grid
+    from difflab.sweep.runner import run_sweep
+
+    spec = apply_changes(load_grid(grid), list(set_ or []), _seeds(seeds))
+    spec.command = shlex.join(["difflab", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else ""
+    summary = run_sweep(spec, out, workers=workers, batch=batch,
+                        echo=(lambda s: None) if quiet else typer.echo,
+                        echo_err=lambda s: typer.echo(s, err=True))
+    typer.echo(summary.line())
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)

@@ -1,0 +1,255 @@
+"""Tables, figures and a Markdown page from a sweep directory (see :mod:`difflab.sweep.runner` for its layout).
+
+``results.csv`` has one row per cell: the varied keys, seed, cell, status, ``<metric>_value/_floor/_ratio``,
+``elbo`` and ``elbo_stderr`` (nats/dim, when asked), ``train_seconds``, ``sample_seconds``, ``eval_seconds`` and
+``batched`` (cells trained together with it). ``results.md`` has one row per combination of the varied keys with
+mean ± sd over the seeds (sample standard deviation, ddof = 1), and ``results.png`` shows each metric's ratio per
+combination. Everything is rebuilt from the cells' files, so it can be redrawn at any time::
+
+    python -m difflab.sweep.report DIR [--page docs/insights.md]
+
+``--page`` also writes a Markdown page from the grid's ``[report]`` table (:mod:`difflab.sweep.page`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from difflab.errors import DifflabError
+from difflab.io import atomic_open, read_json
+
+RATIO_NOTE = "ratio = metric / noise floor (the same metric between two independent true samples); 1 = at the floor"
+DONE_STATES = ("ok", "diverged")
+
+
+# --- loading and aggregating ---------------------------------------------------------------------------------------
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Column headers: the last part of each dotted key unless two keys share it."""
+    from difflab.sweep.grid import _short_names
+
+    return _short_names(keys)
+
+
+def _cell(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
+
+
+def load_results(out: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The sweep's plan (sweep.json) and one row per cell: done, failed (failed.json) or pending."""
+    out = Path(out)
+    if not (out / "sweep.json").exists():
+        raise DifflabError(f"{out}: no sweep.json; not a sweep directory (run `difflab sweep` first)")
+    plan = read_json(out / "sweep.json")
+    metrics = plan["spec"]["evaluate"]["metrics"]
+    rows = []
+    for cell in plan["cells"]:
+        path = out / "cells" / cell["id"]
+        row: dict[str, Any] = {k: _cell(v) for k, v in cell["values"].items()}
+        row.update(seed=cell["seed"], cell=cell["id"], status="pending")
+        for m in metrics:
+            row.update({f"{m}_value": math.nan, f"{m}_floor": math.nan, f"{m}_ratio": math.nan})
+        row.update(elbo=math.nan, elbo_stderr=math.nan, train_seconds=math.nan, sample_seconds=math.nan,
+                   eval_seconds=math.nan, batched=math.nan)
+        if (path / "result.json").exists():
+            rec = read_json(path / "result.json")
+            row["status"] = rec["status"]
+            for m in metrics:
+                for part in ("value", "floor", "ratio"):
+                    row[f"{m}_{part}"] = rec["metrics"].get(m, {}).get(part, math.nan)
+            if rec.get("elbo"):
+                row.update(elbo=rec["elbo"]["nats_per_dim"], elbo_stderr=rec["elbo"]["stderr"])
+            for k in ("train_seconds", "sample_seconds", "eval_seconds", "batched"):
+                row[k] = rec.get(k, math.nan)
+        elif (path / "failed.json").exists():
+            row["status"] = f"failed: {read_json(path / 'failed.json').get('error', '?')}"
+        rows.append(row)
+    return plan, pd.DataFrame(rows)
+
+
+def value_columns(df: pd.DataFrame) -> list[str]:
+    """The columns worth averaging over seeds: ratios, ELBO (when any), training time."""
+    cols = [c for c in df.columns if c.endswith("_ratio")]
+    if df["elbo"].notna().any():
+        cols.append("elbo")
+    return [*cols, "train_seconds"]
+
+
+def aggregate(df: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    """Per combination of ``keys``: ``seeds`` (done / all), then ``<col>_mean``, ``<col>_sd`` (ddof = 1; NaN for a
+    single seed) and ``<col>_n`` over the done cells (ok or diverged; failed and pending cells are left out)."""
+    done = df["status"].str.split(":").str[0].isin(DONE_STATES)
+    out = []
+    for combo, group in df.groupby(keys, sort=False, dropna=False) if keys else [((), df)]:
+        combo = combo if isinstance(combo, tuple) else (combo,)
+        row: dict[str, Any] = dict(zip(keys, combo))
+        g = group[done.loc[group.index]]
+        row["seeds"] = f"{len(g)}/{len(group)}"
+        for c in columns:
+            vals = g[c].to_numpy(dtype=float)
+            vals = vals[~np.isnan(vals)]
+            with np.errstate(invalid="ignore"):
+                row[f"{c}_mean"] = float(np.mean(vals)) if len(vals) else math.nan
+                row[f"{c}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+            row[f"{c}_n"] = len(vals)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
+    """``1.23 ± 0.04``; a single value without ±; ``inf`` for a diverged mean; ``—`` for none."""
+    if math.isnan(mean):
+        return "—"
+    if math.isinf(mean):
+        return "inf"
+    text = f"{mean:.{digits}g}"
+    return text if math.isnan(sd) else f"{text} ± {sd:.2g}"
+
+
+# --- tables and figures ----------------------------------------------------------------------------------------------
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _label(col: str) -> str:
+    if col == "elbo":
+        return "−ELBO (nats/dim)"
+    if col == "train_seconds":
+        return "train s"
+    return col.replace("_", " ")
+
+
+def summary_table(plan: dict[str, Any], df: pd.DataFrame) -> str:
+    """The Markdown table of mean ± sd over seeds, one row per combination."""
+    keys = plan["keys"]
+    names = short_names(keys)
+    cols = value_columns(df)
+    agg = aggregate(df, keys, cols)
+    rows = [[str(r[k]) for k in keys] + [r["seeds"]] + [mean_sd(r[f"{c}_mean"], r[f"{c}_sd"]) for c in cols]
+            for _, r in agg.iterrows()]
+    return md_table([names[k] for k in keys] + ["seeds"] + [_label(c) for c in cols], rows)
+
+
+def status_counts(df: pd.DataFrame) -> str:
+    kinds = df["status"].str.split(":").str[0]
+    return ", ".join(f"{int((kinds == k).sum())} {k}" for k in ("ok", "diverged", "failed", "pending"))
+
+
+def write_tables(out: str | Path) -> None:
+    """results.csv and results.md from the cells on disk."""
+    out = Path(out)
+    plan, df = load_results(out)
+    with atomic_open(out / "results.csv", "w", encoding="utf-8", newline="") as f:
+        df.to_csv(f, index=False)
+    ev = plan["spec"]["evaluate"]
+    changes = plan["spec"].get("changes") or []
+    changed = f"; changed on the command line: {'; '.join(changes)}" if changes else ""
+    text = [
+        "# Sweep results", "",
+        f"Grid: `{plan['spec']['source']}`{changed}",
+        f"Evaluation: n = {ev['n']} points per sample, {ev['repeats']} repeats; {RATIO_NOTE}.",
+        f"Cells: {len(df)} ({status_counts(df)}). Values are mean ± sd over seeds.", "",
+        summary_table(plan, df), "",
+    ]
+    with atomic_open(out / "results.md", "w", encoding="utf-8") as f:
+        f.write("\n".join(text))
+
+
+def _combo_label(row: pd.Series, keys: list[str], names: dict[str, str]) -> str:
+    return " · ".join(f"{names[k]}={row[k]}" for k in keys)
+
+
+def display_range(values: np.ndarray) -> tuple[float, float, float]:
+    """(low, high, cap) of a log axis for positive ratios: it always shows 1 (the floor) and stops at
+    cap = max(10, 5 × median), so one blown-up value does not squash the rest (callers mark what lies above)."""
+    v = np.asarray(values, dtype=float)
+    v = np.r_[v[np.isfinite(v) & (v > 0)], 1.0]
+    cap = max(10.0, 5.0 * float(np.median(v)))
+    return min(v.min(), 1.0) * 0.8, min(v.max(), cap) * 1.25, cap
+
+
+def _range_panel(ax: Any, labels: list[str], means: np.ndarray, per_seed: list[np.ndarray], xlabel: str) -> None:
+    """Mean over seeds (blue dot) with the range of the seeds (bar, always positive on a log axis). A few blown-up
+    values would squash the rest, so values above ``cap`` are drawn on the right edge as triangles."""
+    y = np.arange(len(labels))[::-1]
+    lo, hi, cap = display_range(np.concatenate([*per_seed, means]))
+    for yi, vals, m in zip(y, per_seed, means):
+        vals = np.minimum(vals[np.isfinite(vals)], hi)
+        ax.plot(vals, np.full(len(vals), yi), "o", ms=3, color="0.6", zorder=1)
+        if len(vals) and np.isfinite(m):
+            ax.plot([vals.min(), vals.max()], [yi, yi], "-", color="C0", lw=1.2, zorder=2)
+    shown = np.isfinite(means) & (means <= cap)
+    ax.plot(means[shown], y[shown], "o", color="C0", ms=5, zorder=3)
+    off = ~np.isnan(means) & ~shown
+    if off.any():  # (an empty unclipped line breaks matplotlib's constrained layout)
+        ax.plot(np.full(off.sum(), hi), y[off], ">", color="C3", ms=6, zorder=3, clip_on=False)
+
+    tags = ["  (no result)" if np.isnan(m) else "  (diverged)" if np.isinf(m) else "" for m in means]
+    ax.set_yticks(y, [lab + t for lab, t in zip(labels, tags)], fontsize=8)
+    ax.axvline(1.0, color="0.3", ls="--", lw=0.8)
+    ax.set(xscale="log", xlim=(lo, hi), ylim=(-0.7, len(labels) - 0.3), xlabel=xlabel)
+
+
+def write_figure(out: str | Path, path: str | Path | None = None) -> Path:
+    """Each metric's ratio per combination: mean over seeds (blue) and their range, single seeds (grey); the dashed
+    line is the noise floor."""
+    from difflab.viz.style import figure, save, styled
+
+    out = Path(out)
+    plan, df = load_results(out)
+    keys, names = plan["keys"], short_names(plan["keys"])
+    ratios = [c for c in df.columns if c.endswith("_ratio")]
+    agg = aggregate(df, keys, ratios)
+    labels = [_combo_label(r, keys, names) for _, r in agg.iterrows()]
+    done = df["status"].str.split(":").str[0].isin(DONE_STATES)
+    with styled():
+        fig, axes = figure(1, len(ratios), size=(5.0 * len(ratios), 1.2 + 0.22 * len(labels)))
+        for ax, col in zip(axes[0], ratios):
+            per_seed = [df[done & (df[keys] == r[keys]).all(axis=1)][col].to_numpy(float) if keys
+                        else df[done][col].to_numpy(float) for _, r in agg.iterrows()]
+            _range_panel(ax, labels, agg[f"{col}_mean"].to_numpy(float), per_seed,
+                         f"{col.removesuffix('_ratio')} / noise floor")
+            if ax is not axes[0][0]:
+                ax.set_yticks(ax.get_yticks(), [])
+    return save(fig, path or out / "results.png")
+
+
+def write_results(out: str | Path) -> None:
+    """results.csv, results.md and results.png."""
+    write_tables(out)
+    _, df = load_results(out)
+    if df["status"].str.split(":").str[0].isin(DONE_STATES).any():
+        write_figure(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m difflab.sweep.report", description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path, help="a sweep directory")
+    parser.add_argument("--page", type=Path, help="also write this Markdown page from the grid's [report] table")
+    args = parser.parse_args(argv)
+    try:
+        write_results(args.out)
+        if args.page:
+            from difflab.sweep.page import write_page
+
+            print(write_page(args.out, args.page))
+    except DifflabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
