@@ -166,3 +166,97 @@ def test_seed_model_shapes_match_tutorial() -> None:
     assert all(layer.negative_slope == 0.01 for layer in m.model if isinstance(layer, nn.LeakyReLU))
     with torch.no_grad():
         assert not math.isnan(float(m(torch.zeros(4, 2), torch.tensor([1, 2, 3, 10])).sum()))
+
+
+def test_mlp_time_table_equals_direct_embedding(dim: int) -> None:
+    """The gathered table of e(1..T) gives the same network output as embedding each row's t directly."""
+    m = _model("mlp", dim, 10)
+    t = torch.randint(1, 11, (64,), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(64, dim)
+    gathered = m(x, t)  # 64 rows > T = 10: table path
+    direct = torch.cat([m(x[i : i + 8], t[i : i + 8]) for i in range(0, 64, 8)])  # 8 rows < T: direct path
+    torch.testing.assert_close(gathered, direct, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("param", list(PARAMETERIZATIONS))
+@pytest.mark.parametrize(
+    "cfg",
+    [TrainConfig(steps=6, seed=2), TrainConfig(steps=6, seed=2, batch_size=50, ema=0.9, grad_clip=0.5,
+                                                lr_schedule="cosine", warmup=2)],
+    ids=["full-batch", "minibatch-ema-clip"],
+)
+def test_hand_written_step_equals_autograd_step(dim: int, param: str, cfg: TrainConfig) -> None:
+    """The seed network's hand-written forward/backward (no autograd) gives autograd's losses and gradients."""
+    d = make_diffusion("linear", 10)
+    x = _data(120, dim)
+    with cpu_threads(1):
+        fast = Trainer(_model("seed", dim, 10), d, x, cfg, parameterization=param)
+        ref = Trainer(_model("seed", dim, 10), d, x, cfg, parameterization=param, fused=False)
+        assert fast.net is not None and ref.net is None
+        for _ in range(cfg.steps):
+            lf, lr = fast.compute_grads(), ref.compute_grads()
+            assert float(lf) == pytest.approx(float(lr), rel=1e-5)
+            for p, q in zip(fast.model.parameters(), ref.model.parameters(), strict=True):
+                torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+            fast.apply_update()
+            ref.apply_update()
+    for p, q in zip(fast.model.parameters(), ref.model.parameters(), strict=True):
+        off = (p - q).abs() > 1e-5
+        assert off.float().mean() < 1e-3 and (p - q).abs().max() < 2.5 * cfg.lr * cfg.steps
+
+
+def test_direct_fused_adamw_call_equals_optimizer_step() -> None:
+    """The trainer's direct call of the fused AdamW kernel is bit-for-bit ``opt.step()``."""
+    from difflab.training.trainer import _fused_adamw_step
+
+    torch.manual_seed(0)
+    a, b = nn.Linear(7, 5), nn.Linear(7, 5)
+    b.load_state_dict(a.state_dict())
+    oa = torch.optim.AdamW(a.parameters(), lr=3e-3, weight_decay=1e-2, betas=(0.8, 0.99), fused=True)
+    ob = torch.optim.AdamW(b.parameters(), lr=3e-3, weight_decay=1e-2, betas=(0.8, 0.99), fused=True)
+    for i in range(6):
+        g = torch.Generator().manual_seed(i)
+        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+            pa.grad = torch.randn(pa.shape, generator=g)
+            pb.grad = pa.grad.clone()
+        oa.step()
+        if i == 0:
+            ob.step()  # creates the state the direct call uses
+        else:
+            _fused_adamw_step(ob)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert float(ob.state[next(b.parameters())]["step"]) == 6
+
+
+
+def test_changed_seed_network_falls_back_to_autograd() -> None:
+    """The hand-written step is used only for the network it was written for; a changed one trains by autograd."""
+    from difflab.models.batched import is_plain_seed
+
+    d = make_diffusion("poly", 10)
+    plain = _model("seed", 2, 10)
+    assert is_plain_seed(plain) and Trainer(plain, d, _data(50, 2), TrainConfig(steps=1)).net is not None
+    changed = _model("seed", 2, 10)
+    changed.model[1] = nn.LeakyReLU(0.2)
+    assert not is_plain_seed(changed) and Trainer(changed, d, _data(50, 2), TrainConfig(steps=1)).net is None
+    relu = _model("seed", 2, 10)
+    relu.model[3] = nn.ReLU()
+    assert not is_plain_seed(relu)
+
+
+def test_default_threads_uses_idle_cores_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large work gets the cores other processes leave idle (by the load average); small work one thread."""
+    import os
+
+    from difflab.training.trainer import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    with cpu_threads(4):
+        for load, want in [(0.1, 4), (1.2, 3), (2.6, 1), (7.0, 1)]:
+            monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+            assert default_threads(22_000, 1000) == want
+        assert default_threads(22_000, 100) == 1  # 2·10⁶ multiply-adds: not worth a second thread
+    with cpu_threads(2):
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        assert default_threads(22_000, 1000) == 2  # never more than torch may use

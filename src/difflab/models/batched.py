@@ -34,24 +34,38 @@ def seed_shapes(dim: int, T: int) -> list[tuple[int, ...]]:
 
 def is_plain_seed(model: nn.Module) -> bool:
     """True if ``model`` is an unmodified SeedMLP, whose function this module computes."""
-    if type(model) is not SeedMLP:
+    if type(model) is not SeedMLP or [type(m) for m in model.model] != [nn.Linear, nn.LeakyReLU] * 4 + [nn.Linear]:
         return False
-    acts = [m for m in model.model if isinstance(m, nn.LeakyReLU)]
     shapes = [tuple(p.shape) for p in model.parameters()]
-    return shapes == seed_shapes(model.dim, model.T) and all(a.negative_slope == SLOPE for a in acts)
+    slopes = [m.negative_slope for m in model.model if isinstance(m, nn.LeakyReLU)]
+    return shapes == seed_shapes(model.dim, model.T) and all(s == SLOPE for s in slopes)
+
+
+def _two_d(x: Tensor, M: int) -> Tensor:
+    """The one model's 2-D view when M = 1 (BLAS runs a plain matrix product faster than a batch of one)."""
+    return x[0] if M == 1 else x
 
 
 def _addmm(out: Tensor, bias: Tensor, a: Tensor, b: Tensor) -> None:
-    """out = bias + a @ b for stacks (M, n, k) @ (M, k, p); a 2-D call when M = 1, which BLAS runs faster."""
-    if out.shape[0] == 1:
-        torch.addmm(bias[0], a[0], b[0], out=out[0])
+    """out = bias + a @ b, for matrices or stacks (M, n, k) @ (M, k, p).
+
+    On the CPU a stack goes matrix by matrix: torch's CPU ``baddbmm``/``bmm`` ran these shapes at a fifth of the
+    speed of ``addmm``/``mm`` (2-core AMD EPYC, torch 2.13), while M calls cost only M × a few µs."""
+    if out.dim() == 2:
+        torch.addmm(bias, a, b, out=out)
+    elif out.device.type == "cpu":
+        for m in range(out.shape[0]):
+            torch.addmm(bias[m], a[m], b[m], out=out[m])
     else:
         torch.baddbmm(bias, a, b, out=out)
 
 
 def _mm(out: Tensor, a: Tensor, b: Tensor) -> None:
-    if out.shape[0] == 1:
-        torch.mm(a[0], b[0], out=out[0])
+    if out.dim() == 2:
+        torch.mm(a, b, out=out)
+    elif out.device.type == "cpu":
+        for m in range(out.shape[0]):
+            torch.mm(a[m], b[m], out=out[m])
     else:
         torch.bmm(a, b, out=out)
 
@@ -61,82 +75,92 @@ class StackedSeedMLP:
 
     ``params`` and ``grads`` are lists of tensors shaped (M, *shape) for shape in :func:`seed_shapes`; the network
     reads ``params`` in place (an optimizer may update them between steps) and ``backward`` overwrites ``grads``.
-    Usage per step: write x_t into :attr:`xt` (M, B, D), then ``forward(t)`` and ``backward(t, target, loss)``.
+    Usage per step: write x_t into :attr:`xt` (M, B, D), then ``forward(t)`` and ``backward(target, loss)``.
+    Every view a step uses is made here, once: a step is its arithmetic and nothing else.
     """
 
-    def __init__(self, params: list[Tensor], grads: list[Tensor], batch: int) -> None:
+    def __init__(
+        self, params: list[Tensor], grads: list[Tensor], batch: int, *, share: StackedSeedMLP | None = None
+    ) -> None:
+        """``share``: another network of the same M and B whose work buffers this one reuses (networks that run
+        one after another; on a CPU they then stay in cache)."""
         self.M, _, self.T = params[0].shape
-        self.D = params[-1].shape[-1]
-        self.B = batch
-        p = [q.detach() for q in params]
-        self.code_w = p[0].reshape(self.M, self.T)  # views: they follow in-place updates of the parameters
-        self.code_b = p[1]  # (M, 1)
-        self.weights = p[2::2]  # (M, out, in)
-        self.weights_t = [w.transpose(1, 2) for w in self.weights]
-        self.biases = [b.unsqueeze(1) for b in p[3::2]]  # (M, 1, out)
-        self.code_gw = grads[0].reshape(self.M, self.T)
-        self.code_gb = grads[1]
-        self.gweights, self.gbiases = grads[2::2], grads[3::2]
-        self.first_w_code = self.weights[0][:, :, self.D :]  # (M, 100, 1): the first layer's time-code column
-        dev, f32 = params[0].device, torch.float32
-        M, B = self.M, batch
-        self.h0 = torch.empty(M, B, self.D + 1, device=dev, dtype=f32)
-        self.xt = self.h0[..., : self.D]
-        self.code = torch.empty(M, B, device=dev, dtype=f32)
-        self.acts = [torch.empty(M, B, w.shape[1], device=dev, dtype=f32) for w in self.weights]
-        wmax = max(w.shape[1] for w in self.weights)
-        self._g = [torch.empty(M * B * wmax, device=dev, dtype=f32) for _ in range(2)]
-        self._gcode = torch.empty(M, B, 1, device=dev, dtype=f32)
-        self._tm1 = torch.empty(M, B, device=dev, dtype=torch.long)
-
-    def _gview(self, k: int, width: int) -> Tensor:
-        return self._g[k][: self.M * self.B * width].view(self.M, self.B, width)
+        self.D = D = params[-1].shape[-1]
+        self.B = B = batch
+        M, dev, f32 = self.M, params[0].device, torch.float32
+        p = [q.detach() for q in params]  # views: they follow in-place updates of the parameters
+        weights, biases = p[2::2], p[3::2]  # (M, out, in), (M, out)
+        if share is None:
+            wmax = max(w.shape[1] for w in weights)
+            self._bufs = {
+                "h0": torch.empty(M, B, D + 1, device=dev, dtype=f32),
+                "acts": [torch.empty(M, B, w.shape[1], device=dev, dtype=f32) for w in weights],
+                "flat": [torch.empty(M * B * wmax, device=dev, dtype=f32) for _ in range(2)],
+                "tm1": torch.empty(M, B, device=dev, dtype=torch.long),
+                "code": torch.empty(M, B, device=dev, dtype=f32),
+                "gcode": torch.empty(M, B, 1, device=dev, dtype=f32),
+            }
+        else:
+            self._bufs = share._bufs
+        b = self._bufs
+        self.h0, self.acts, flat = b["h0"], b["acts"], b["flat"]
+        self._tm1, self._code, self._gcode = b["tm1"], b["code"], b["gcode"]
+        self.xt = self.h0[..., :D]
+        two = lambda x: _two_d(x, M)  # noqa: E731
+        # time code: W[:, t − 1] + b, gathered (M = 1: index_select on the one row)
+        self._code_w, self._code_b = p[0].reshape(M, self.T), p[1]
+        self._code_gw, self._code_gb = grads[0].reshape(M, self.T), grads[1]
+        self._code_col = self.h0[..., D]
+        # forward: (output, bias, input, Wᵀ) per layer
+        ins = [self.h0, *self.acts[:-1]]
+        self._fwd = [(two(a), two(b.unsqueeze(1)), two(h), two(w.transpose(1, 2)))
+                     for a, b, h, w in zip(self.acts, biases, ins, weights, strict=True)]
+        # backward, last layer first: (∂W out, Gᵀ, input, ∂b out, G, G 2-D, next G out or None, W); the G's
+        # alternate between two buffers
+        widths = [w.shape[1] for w in weights]
+        gs = [flat[k % 2][: M * B * widths[-1 - k]].view(M, B, widths[-1 - k]) for k in range(len(weights))]
+        self._grad_out = gs[0]
+        self._bwd = []
+        for k in range(len(weights) - 1, -1, -1):
+            g = gs[len(weights) - 1 - k]
+            g_in = gs[len(weights) - k] if k > 0 else None
+            self._bwd.append((two(grads[2 + 2 * k]), two(g.transpose(1, 2)), two(ins[k]), grads[3 + 2 * k], g,
+                              two(g), None if g_in is None else two(g_in), two(weights[k])))
+        self._g_first, self._gcode_2d = two(gs[-1]), two(self._gcode)
+        self._first_w_code = two(weights[0][:, :, D:])  # (M, 100, 1): the first layer's time-code column
 
     def forward(self, t: Tensor) -> Tensor:
         """Network output (M, B, D) for x_t in :attr:`xt` and steps ``t`` (M, B) in 1..T."""
         torch.sub(t, 1, out=self._tm1)
         if self.M == 1:
-            torch.index_select(self.code_w[0], 0, self._tm1[0], out=self.code[0])
+            torch.index_select(self._code_w[0], 0, self._tm1[0], out=self._code[0])
         else:
-            torch.gather(self.code_w, 1, self._tm1, out=self.code)
-        torch.add(self.code, self.code_b, out=self.h0[..., self.D])
-        h = self.h0
-        last = len(self.acts) - 1
-        for k, (wt, b, a) in enumerate(zip(self.weights_t, self.biases, self.acts, strict=True)):
+            torch.gather(self._code_w, 1, self._tm1, out=self._code)
+        torch.add(self._code, self._code_b, out=self._code_col)
+        last = len(self._fwd) - 1
+        for k, (a, b, h, wt) in enumerate(self._fwd):
             _addmm(a, b, h, wt)
             if k < last:
                 torch.nn.functional.leaky_relu(a, SLOPE, inplace=True)
-            h = a
-        return h
+        return self.acts[-1]
 
-    def backward(self, target: Tensor, loss: Tensor, rows: int | None = None) -> None:
+    def backward(self, target: Tensor, loss: Tensor) -> None:
         """Mean squared error against ``target`` (M, B, D) into ``loss`` (M,); its gradients into ``grads``.
 
-        ``rows``: the mean is over that many rows of which these B are a part (the rest computed elsewhere, their
-        losses and gradients to be added); default B. Call after :meth:`forward`, which left the activations."""
-        g = self._gview(0, self.D)
+        Call after :meth:`forward`, which left the activations this needs."""
+        g = self._grad_out
         torch.sub(self.acts[-1], target, out=g)
-        if rows is None:
-            torch.mean(torch.square(g), dim=(1, 2), out=loss)
-        else:
-            torch.sum(torch.square(g), dim=(1, 2), out=loss)
-            loss.div_(rows * self.D)
-        g.mul_(2.0 / ((rows or self.B) * self.D))
-        k_buf = 0
-        for k in range(len(self.weights) - 1, -1, -1):
-            h_in = self.acts[k - 1] if k > 0 else self.h0
-            _mm(self.gweights[k], g.transpose(1, 2), h_in)
-            torch.sum(g, dim=1, out=self.gbiases[k])
-            if k == 0:
-                break
-            k_buf ^= 1
-            g_in = self._gview(k_buf, self.weights[k].shape[2])
-            _mm(g_in, g, self.weights[k])
-            torch.ops.aten.leaky_relu_backward.grad_input(g_in, h_in, SLOPE, True, grad_input=g_in)
-            g = g_in
+        torch.mean(torch.square(g), dim=(1, 2), out=loss)
+        g.mul_(2.0 / (self.B * self.D))
+        for gw, gt, h_in, gb, g, g2, g_in, w in self._bwd:
+            _mm(gw, gt, h_in)
+            torch.sum(g, dim=1, out=gb)
+            if g_in is not None:  # into the layer below: G W, times LeakyReLU' read off its output h_in
+                _mm(g_in, g2, w)
+                torch.ops.aten.leaky_relu_backward.grad_input(g_in, h_in, SLOPE, True, grad_input=g_in)
         # The time code enters as the first layer's last input column.
-        _mm(self._gcode, g, self.first_w_code)
+        _mm(self._gcode_2d, self._g_first, self._first_w_code)
         gcode = self._gcode.view(self.M, self.B)
-        self.code_gw.zero_()
-        self.code_gw.scatter_add_(1, self._tm1, gcode)
-        torch.sum(gcode, dim=1, keepdim=True, out=self.code_gb)
+        self._code_gw.zero_()
+        self._code_gw.scatter_add_(1, self._tm1, gcode)
+        torch.sum(gcode, dim=1, keepdim=True, out=self._code_gb)

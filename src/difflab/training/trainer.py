@@ -1,16 +1,19 @@
 """The trainer: minimise E_{t, x_0, ε} ||f_θ(x_t, t) − target||² (Ho et al. 2020, eq. 14, the "simple" loss).
 
-The tutorial's loop spends most of its time on per-step overhead, since its network is tiny. The step here computes
+The tutorial's loop spends much of its time on per-step overhead, since its network is tiny. The step here computes
 the same function with less of it: noise, steps and batch indices are drawn into buffers allocated once; the
-schedule's coefficients are gathered from float32 tables on the device; the optimizer is AdamW's fused/foreach
-kernel; the loss is logged into a preallocated tensor without a host sync per step; and the CPU thread count suits
-the model's size. On CUDA the whole step can be captured in a CUDA graph (``difflab.training.cuda_graph``).
+schedule's and the target's coefficients are gathered from float32 tables on the device; the tutorial's network
+runs a hand-written forward and backward into preallocated buffers (``difflab.models.batched``; other networks use
+autograd); AdamW is torch's fused kernel, called directly on the CPU; the loss is logged into a preallocated tensor
+without a host sync per step; and the CPU thread count suits the model's size (benchmarks/RESULTS.md). On CUDA,
+``fit`` replays the whole step from a CUDA graph (``difflab.training.cuda_graph``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -21,8 +24,11 @@ from torch.nn import functional as F
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import get_parameterization
 from difflab.diffusion.process import GaussianDiffusion
+from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.ema import EMA
+
+GRAPH_MIN_STEPS = 10  # fewer remaining steps than this run eagerly: a capture costs about as much
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,10 +41,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def idle_cores() -> float:
+    """Cores the other processes leave free: CPU count minus the 1-minute load average (all cores if unknown)."""
+    cores = os.cpu_count() or 1
+    try:
+        return cores - os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average on this platform
+        return float(cores)
+
+
 def default_threads(n_params: int, batch: int) -> int:
-    """Threads for a CPU step: below ~10⁸ multiply-adds per step, thread start-up costs more than it saves."""
-    work = n_params * batch
-    return 1 if work < 100_000_000 else max(1, torch.get_num_threads())
+    """Torch threads for a CPU step of ``n_params`` × ``batch`` multiply-adds: one, unless the work is large enough
+    to share and other processes leave cores idle; then the idle cores (at most torch's own thread count).
+
+    Measured on a 2-core AMD EPYC shared with other processes (benchmarks/RESULTS.md): for the tutorial's network
+    (2·10⁷ multiply-adds per step) two threads made a step ~1.5x faster while the other core was idle, and 5-20x
+    slower while another process used it: every matrix product ends in a barrier where one thread waits for the
+    other to be scheduled again. Below ~10⁷ the barriers cost more than the second core gives even on an idle
+    machine."""
+    if n_params * batch < 10_000_000:
+        return 1
+    return max(1, min(torch.get_num_threads(), int(idle_cores() + 0.5)))
 
 
 @contextlib.contextmanager
@@ -76,6 +99,41 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     )
 
 
+def target_tables(d: GaussianDiffusion, parameterization: str) -> tuple[Tensor, Tensor]:
+    """(c_ε, c_x0), float64 (T+1,): the training target is c_ε[t] ε + c_x0[t] x_0 (v: Salimans & Ho 2022)."""
+    get_parameterization(parameterization)  # a one-line ConfigError for unknown names
+    one, zero = torch.ones(d.T + 1, dtype=torch.float64), torch.zeros(d.T + 1, dtype=torch.float64)
+    tables = {"eps": (one, zero), "x0": (zero, one), "v": (d.sqrt_alpha_bars, -d.sqrt_one_minus_alpha_bars)}
+    return tables[parameterization]
+
+
+def _plain_fused_adamw(opt: torch.optim.Optimizer) -> bool:
+    """True for a one-group fused AdamW with float LR and no amsgrad/maximize/grad scaling: the settings under
+    which :func:`_fused_adamw_step` does exactly what ``opt.step()`` does."""
+    if not isinstance(opt, torch.optim.AdamW) or len(opt.param_groups) != 1 or not hasattr(torch, "_fused_adamw_"):
+        return False
+    g = opt.param_groups[0]
+    return bool(g["fused"]) and not (g["amsgrad"] or g["maximize"] or g["capturable"]) and isinstance(g["lr"], float)
+
+
+def _fused_adamw_step(opt: torch.optim.Optimizer) -> None:
+    """``opt.step()`` of a plain fused AdamW (see :func:`_plain_fused_adamw`) as the one kernel call it makes.
+
+    ``Optimizer.step`` spends ~0.2 ms per call on hooks, grouping tensors by device and dtype and state checks,
+    a fifth of a whole step for the tutorial's network; the arithmetic is the same kernel either way."""
+    g = opt.param_groups[0]
+    params = [p for p in g["params"] if p.grad is not None]
+    states = [opt.state[p] for p in params]
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)
+    beta1, beta2 = g["betas"]
+    torch._fused_adamw_(
+        params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
+        steps, lr=g["lr"], beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"],
+        amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
+    )
+
+
 class Trainer:
     """Trains ``model`` on the scaled data ``x`` (N, D). ``step()`` takes one optimizer step and returns the loss."""
 
@@ -87,6 +145,7 @@ class Trainer:
         cfg: TrainConfig,
         *,
         parameterization: str = "eps",
+        fused: bool = True,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
@@ -112,6 +171,23 @@ class Trainer:
         self._idx = torch.empty(self.B, dtype=torch.long, device=self.device)
         self._sqrt_ab = diffusion.sqrt_alpha_bars.to(self.device, torch.float32)
         self._sqrt_1mab = diffusion.sqrt_one_minus_alpha_bars.to(self.device, torch.float32)
+        self._eps_target = parameterization == "eps"
+        self._target_coef = [c.to(self.device, torch.float32) for c in target_tables(diffusion, parameterization)]
+        self.net = self._fused_net() if fused and is_plain_seed(self.model) else None
+        self._direct_adamw = self.device.type == "cpu" and _plain_fused_adamw(self.opt)
+        self._stepped = False
+
+    def _fused_net(self) -> StackedSeedMLP:
+        """The hand-written forward/backward of the tutorial's network, on views of this model's parameters, with
+        gradient buffers that stay attached as ``p.grad`` (overwritten each step, so never zeroed)."""
+        self._params = list(self.model.parameters())
+        self._grads = [torch.zeros_like(p) for p in self._params]
+        coef = torch.empty(2, self.B, 1, device=self.device)
+        self._a, self._s = coef[0], coef[1]  # √ᾱ_t, √(1 − ᾱ_t) per row, (B, 1)
+        self._loss = torch.empty(1, device=self.device)
+        net = StackedSeedMLP([p.unsqueeze(0) for p in self._params], [g.unsqueeze(0) for g in self._grads], self.B)
+        self._xt, self._t1 = net.xt[0], self._t.unsqueeze(0)
+        return net
 
     # --- one step ---------------------------------------------------------------------------------------------
     def draw(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -125,23 +201,58 @@ class Trainer:
         torch.randn(self._noise.shape, generator=self.generator, out=self._noise)
         return x0, self._t, self._noise
 
+    def target(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
+        """The parameterization's regression target c_ε[t] ε + c_x0[t] x_0, from float32 tables on the device (no
+        host-to-device copy per step, which a CUDA graph could not hold)."""
+        if self._eps_target:
+            return eps
+        c_eps, c_x0 = self._target_coef
+        return torch.addcmul(c_eps[t].unsqueeze(1) * eps, c_x0[t].unsqueeze(1), x0)
+
     def loss(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         """Simple loss: MSE between the network's output and the parameterization's target."""
         xt = self._sqrt_ab[t].unsqueeze(1) * x0 + self._sqrt_1mab[t].unsqueeze(1) * eps
-        target = self.param.target(self.diffusion, x0, eps, t)
+        target = self.target(x0, eps, t)
         return F.mse_loss(self.model(xt, t), target)
 
     def step(self) -> Tensor:
-        loss = self.loss(*self.draw())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        """One optimizer step; returns the step's loss (before the update) as a 0-d tensor."""
+        loss = self.compute_grads()
+        self.apply_update()
+        return loss
+
+    def compute_grads(self) -> Tensor:
+        """Draw, forward and backward: the gradients of this step's loss in ``p.grad``; returns the loss."""
+        if self.net is None:
+            loss = self.loss(*self.draw())
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            return loss.detach()
+        x0, t, eps = self.draw()
+        for p, g in zip(self._params, self._grads, strict=True):
+            if p.grad is not g:  # e.g. after opt.zero_grad(set_to_none=True)
+                p.grad = g
+        torch.index_select(self._sqrt_ab, 0, t, out=self._a.view(-1))
+        torch.index_select(self._sqrt_1mab, 0, t, out=self._s.view(-1))
+        torch.mul(x0, self._a, out=self._xt)
+        self._xt.addcmul_(self._s, eps)
+        self.net.forward(self._t1)
+        self.net.backward(self.target(x0, eps, t).unsqueeze(0), self._loss)
+        return self._loss[0].clone()
+
+    def apply_update(self, *, schedule: bool = True) -> None:
+        """Clip, AdamW, then the LR schedule (``schedule=False``: the caller sets the LR) and EMA."""
         if self.cfg.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
-        self.opt.step()
-        self.sched.step()
+        if self._direct_adamw and self._stepped and isinstance(self.opt.param_groups[0]["lr"], float):
+            _fused_adamw_step(self.opt)
+        else:  # the first step goes through opt.step(), which creates the state the direct call uses
+            self.opt.step()
+            self._stepped = True
+        if schedule:
+            self.sched.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return loss.detach()
 
     # --- loop ---------------------------------------------------------------------------------------------------
     def fit(
@@ -157,24 +268,42 @@ class Trainer:
 
         self.model.train()
         start = time.perf_counter()
+        graphed = self._graphed()
         bar = tqdm(total=self.cfg.steps, initial=self.step_count, disable=not progress, desc="train", leave=False)
         with cpu_threads(self.threads):
             while self.step_count < self.cfg.steps:
-                self.loss_log[self.step_count] = self.step()
-                self.step_count += 1
+                if graphed is not None:
+                    graphed.replay()
+                else:
+                    self.loss_log[self.step_count] = self.step()
+                    self.step_count += 1
                 if progress and self.step_count % log_every == 0:
                     lo = max(0, self.step_count - log_every)
                     bar.set_postfix(loss=f"{self.loss_log[lo : self.step_count].mean().item():.4f}")
                     bar.update(log_every)
                 if on_checkpoint and self.step_count % self.cfg.checkpoint_every == 0:
+                    if graphed is not None:
+                        graphed.sync()
                     on_checkpoint(self)
         bar.close()
+        if graphed is not None:
+            graphed.release()
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         if on_checkpoint and self.step_count % self.cfg.checkpoint_every != 0:
             on_checkpoint(self)
         return seconds
+
+    def _graphed(self):  # noqa: ANN202 - GraphedTrainer | None, imported lazily (it imports this module)
+        """The CUDA-graph runner of this trainer's step: on CUDA unless the config turns it off, and only for
+        enough remaining steps to repay the capture."""
+        remaining = self.cfg.steps - self.step_count
+        if self.device.type != "cuda" or not getattr(self.cfg, "cuda_graph", True) or remaining < GRAPH_MIN_STEPS:
+            return None
+        from difflab.training.cuda_graph import GraphedTrainer
+
+        return GraphedTrainer(self, warmup=min(3, remaining))
 
     def losses(self) -> list[float]:
         return self.loss_log[: self.step_count].tolist()

@@ -1,0 +1,88 @@
+"""A seed sweep: M tutorial-sized models trained at once (``train_many``) against one after another (``train_run``).
+
+Both write full run directories. Per-model seconds = wall seconds / M. On the CPU the sequential runs use the
+Trainer's own thread choice, as ``difflab train`` does; on a GPU sequential runs of every M would take long, so
+the sequential per-model time is measured on ``--seq`` runs and applies to every M (runs in turn do not interact).
+
+    .venv/bin/python benchmarks/sweep.py                   # CPU: M = 4, 16 at 300 steps
+    .venv/bin/python benchmarks/sweep.py --device cuda     # GPU: M = 16, 64, 256, 1024 at 5000 steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import header, load, median, resolve, table  # noqa: E402
+from difflab.config import resolve_config  # noqa: E402
+from difflab.run import train_run  # noqa: E402
+from difflab.training.batched import train_many  # noqa: E402
+
+
+def configs(M: int, steps: int, device: str) -> list:
+    return [resolve_config("seed", overrides={"train": {"seed": s, "steps": steps, "device": device}})
+            for s in range(M)]
+
+
+def batched(M: int, steps: int, device: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train_many(configs(M, steps, device), [Path(tmp) / f"m{s}" for s in range(M)])
+        return time.perf_counter() - start
+
+
+def sequential(M: int, steps: int, device: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        for s, cfg in enumerate(configs(M, steps, device)):
+            train_run(cfg, Path(tmp) / f"s{s}", progress=False)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    ap.add_argument("--M", default=None, help="model counts, comma-separated (default 4,16 CPU; 16,64,256,1024 GPU)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per model (default 300 CPU, 5000 GPU)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3 CPU, 1 GPU)")
+    ap.add_argument("--seq", type=int, default=4, help="GPU: sequential runs timed for the per-model baseline")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    args = ap.parse_args()
+    device = resolve(args.device)
+    gpu = device == "cuda"
+    Ms = [int(m) for m in (args.M or ("16,64,256,1024" if gpu else "4,16")).split(",")]
+    steps = args.steps or (5000 if gpu else 300)
+    rounds = args.rounds or (1 if gpu else 3)
+    print(header(f"Seed sweep, the tutorial's recipe at {steps} steps", device))
+    batched(2, 5, device)  # warm-up (imports, allocator, kernels), excluded
+    start = time.perf_counter()
+    rows = []
+    seq_per_model = None
+    if gpu:
+        seq_per_model = median([sequential(args.seq, steps, device) / args.seq for _ in range(rounds)])
+    for M in Ms:
+        b, s = [], []
+        for r in range(rounds):
+            order = [("b", batched), ("s", sequential)] if r % 2 == 0 or gpu else [("s", sequential), ("b", batched)]
+            for kind, fn in order:
+                if kind == "s" and gpu:
+                    continue
+                (b if kind == "b" else s).append(fn(M, steps, device) / M)
+        per_b = median(b)
+        per_s = seq_per_model if gpu else median(s)
+        rows.append([M, steps, per_s, per_b, per_s / per_b, per_b * M])
+    print(table(["M", "steps", "one after another, s/model", "batched, s/model", "speed-up", "batched wall s"], rows))
+    note = f"sequential per-model time from {args.seq} runs" if gpu else f"median of {rounds} alternating rounds"
+    print(f"\n{note}; {time.perf_counter() - start:.0f} s; {load()}")
+    if args.json:
+        keys = ["M", "steps", "sequential_s_per_model", "batched_s_per_model", "speedup", "batched_wall_s"]
+        args.json.write_text(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()
