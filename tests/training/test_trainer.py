@@ -246,17 +246,32 @@ def test_changed_seed_network_falls_back_to_autograd() -> None:
 
 
 def test_default_threads_uses_idle_cores_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Large work gets the cores other processes leave idle (by the load average); small work one thread."""
+    """Large work gets the cores other processes leave idle; small work one thread."""
+    from difflab.training import trainer
+
+    with cpu_threads(4):
+        for idle, want in [(3.9, 4), (2.8, 3), (1.4, 1), (0.0, 1)]:
+            monkeypatch.setattr(trainer, "idle_cores", lambda idle=idle: idle)
+            assert trainer.default_threads(22_000, 1000) == want
+        assert trainer.default_threads(22_000, 100) == 1  # 2·10⁶ multiply-adds: not worth a second thread
+    with cpu_threads(2):
+        monkeypatch.setattr(trainer, "idle_cores", lambda: 4.0)
+        assert trainer.default_threads(22_000, 1000) == 2  # never more than torch may use
+
+
+def test_idle_cores_from_cpu_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle share of the CPU time in the window, times the core count; the load average where /proc is missing."""
     import os
 
-    from difflab.training.trainer import default_threads
+    from difflab.training import trainer
 
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    with cpu_threads(4):
-        for load, want in [(0.1, 4), (1.2, 3), (2.6, 1), (7.0, 1)]:
-            monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-            assert default_threads(22_000, 1000) == want
-        assert default_threads(22_000, 100) == 1  # 2·10⁶ multiply-adds: not worth a second thread
-    with cpu_threads(2):
-        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-        assert default_threads(22_000, 1000) == 2  # never more than torch may use
+    samples = iter([(1000, 4000), (1030, 4040)])  # 30 of 40 jiffies idle
+    monkeypatch.setattr(trainer, "_cpu_times", lambda: next(samples))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(trainer, "_IDLE_CACHE", [])
+    assert trainer.idle_cores(window=0.0) == pytest.approx(1.5)
+    assert trainer.idle_cores(window=0.0) == pytest.approx(1.5)  # cached: no new sample drawn
+    monkeypatch.setattr(trainer, "_IDLE_CACHE", [])
+    monkeypatch.setattr(trainer, "_cpu_times", lambda: None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 0.5, 0.5))
+    assert trainer.idle_cores(window=0.0) == pytest.approx(1.3)
