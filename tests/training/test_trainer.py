@@ -63,6 +63,14 @@ def test_fast_step_equals_tutorial_loop(dim: int) -> None:
         assert off.float().mean() < 1e-3 and (p - q).abs().max() < 2.5 * 1e-2 * 5
 
 
+def _same_random_grads(a: nn.Module, b: nn.Module, *, seed: int) -> None:
+    """Give two identical modules the same random gradients, so only their optimizers can differ."""
+    g = torch.Generator().manual_seed(seed)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        pa.grad = torch.randn(pa.shape, generator=g)
+        pb.grad = pa.grad.clone()
+
+
 def test_fused_adamw_equals_reference_adamw() -> None:
     torch.manual_seed(0)
     a, b = nn.Linear(5, 3), nn.Linear(5, 3)
@@ -70,10 +78,7 @@ def test_fused_adamw_equals_reference_adamw() -> None:
     oa = torch.optim.AdamW(a.parameters(), lr=1e-2, weight_decay=1e-4, fused=True)
     ob = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=1e-4, foreach=False)
     for i in range(10):
-        g = torch.Generator().manual_seed(i)
-        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-            pa.grad = torch.randn(pa.shape, generator=g)
-            pb.grad = pa.grad.clone()
+        _same_random_grads(a, b, seed=i)
         oa.step()
         ob.step()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
@@ -215,10 +220,7 @@ def test_direct_fused_adamw_call_equals_optimizer_step() -> None:
     oa = torch.optim.AdamW(a.parameters(), lr=3e-3, weight_decay=1e-2, betas=(0.8, 0.99), fused=True)
     ob = torch.optim.AdamW(b.parameters(), lr=3e-3, weight_decay=1e-2, betas=(0.8, 0.99), fused=True)
     for i in range(6):
-        g = torch.Generator().manual_seed(i)
-        for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-            pa.grad = torch.randn(pa.shape, generator=g)
-            pb.grad = pa.grad.clone()
+        _same_random_grads(a, b, seed=i)
         oa.step()
         if i == 0:
             ob.step()  # creates the state the direct call uses
