@@ -81,6 +81,9 @@ class Denoiser:
 
     @torch.no_grad()
     def __call__(self, xt: Tensor, t: int) -> Prediction:
-        t_vec = torch.full((xt.shape[0],), int(t), dtype=torch.long, device=xt.device)
-        out = self.model(xt, t_vec)
+        at_step = getattr(self.model, "at_step", None)
+        if at_step is not None:  # the network's own path for one t shared by all rows (models.seed, models.mlp)
+            out = at_step(int(t))(xt)
+        else:
+            out = self.model(xt, torch.full((xt.shape[0],), int(t), dtype=torch.long, device=xt.device))
         return self.param.predict(self.diffusion, xt, t, out)

@@ -7,6 +7,7 @@ added to every residual block, so the network is smooth in t and independent of 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -62,3 +63,19 @@ class ResMLP(nn.Module):
         for block in self.blocks:
             h = block(h, emb)
         return self.out(self.act(self.out_norm(h)))
+
+    @torch.no_grad()
+    def at_step(self, t: int) -> Callable[[Tensor], Tensor]:
+        """``forward(·, t)`` for one step t shared by all rows: the time embedding is computed once, not per row."""
+        if not 1 <= t <= self.T:
+            raise ValueError(f"step t={t} is outside 1..{self.T}")
+        u = torch.tensor([t], dtype=torch.float32, device=self.inp.weight.device) / self.T  # as forward does
+        emb = self.time_mlp(sinusoidal_embedding(u, self.emb_dim))  # (1, width), broadcast over rows
+
+        def run(x: Tensor) -> Tensor:
+            h = self.inp(x)
+            for block in self.blocks:
+                h = block(h, emb.to(x.dtype))
+            return self.out(self.act(self.out_norm(h)))
+
+        return run

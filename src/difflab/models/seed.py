@@ -6,6 +6,8 @@ after every layer but the last.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -41,3 +43,29 @@ class SeedMLP(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return self.model(torch.cat([x, self.time_code(t)], dim=1))
+
+    @torch.no_grad()
+    def at_step(self, t: int) -> Callable[[Tensor], Tensor]:
+        """``forward(·, t)`` for one step t shared by all rows, as samplers call it.
+
+        With t fixed the time code is one number c_t = W[0, t − 1] + b, and the first layer's input [x, c_t] gives
+        z₁ = x W₁[:, :D]ᵀ + (b₁ + c_t W₁[:, D]): the time column folds into the bias, and neither the code nor the
+        concatenation is formed per row. LeakyReLU runs in place on each layer's fresh output."""
+        if not 1 <= t <= self.T:
+            raise ValueError(f"step t={t} is outside 1..{self.T}")
+        linears = [m for m in self.model if isinstance(m, nn.Linear)]
+        slopes = [m.negative_slope for m in self.model if isinstance(m, nn.LeakyReLU)]
+        first = linears[0]
+        code = self.t_encoder.weight[0, t - 1] + self.t_encoder.bias[0]
+        bias1 = first.bias + code * first.weight[:, self.dim]
+        layers = [(bias1, first.weight[:, : self.dim].t())] + [(m.bias, m.weight.t()) for m in linears[1:]]
+
+        def run(x: Tensor) -> Tensor:
+            h = x
+            for k, (b, wt) in enumerate(layers):
+                h = torch.addmm(b, h, wt)
+                if k < len(slopes):
+                    F.leaky_relu(h, slopes[k], inplace=True)
+            return h
+
+        return run

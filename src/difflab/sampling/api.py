@@ -31,24 +31,35 @@ DEFAULT_BLOCK = 2048
 def blocked(denoise: DenoiseFn, block: int, workers: int = 1) -> DenoiseFn:
     """``denoise`` evaluated on at most ``block`` rows at a time; rows are independent, so the result is the same.
 
-    ``workers`` > 1 evaluates blocks concurrently on that many threads, each with one torch thread: blocks need no
-    hand-off between them, where torch's own threads would meet after every matrix product."""
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="difflab-block") if workers > 1 else None
+    ``workers`` > 1 splits the rows into that many contiguous parts, one per thread with one torch thread each,
+    each part evaluated block by block: parts need no hand-off between them, where torch's own threads would meet
+    after every matrix product, and a call costs one hand-off per worker, not one per block."""
+    pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="difflab-block") if workers > 1 else None
 
-    def one(xt: Tensor, t: int) -> Prediction:
+    def part(xt: Tensor, t: int, eps: Tensor, x0: Tensor, lo: int, hi: int) -> None:
         with torch.no_grad():  # grad mode is per thread
-            return denoise(xt, t)
+            for i in range(lo, hi, block):
+                j = min(i + block, hi)
+                p = denoise(xt[i:j], t)
+                eps[i:j], x0[i:j] = p.eps, p.x0
 
     def call(xt: Tensor, t: int) -> Prediction:
-        if len(xt) <= block:
+        n = len(xt)
+        if n <= block:
             return denoise(xt, t)
-        rows = [xt[i : i + block] for i in range(0, len(xt), block)]
+        eps, x0 = torch.empty_like(xt), torch.empty_like(xt)
         if pool is None:
-            parts = [denoise(r, t) for r in rows]
-        else:
-            with cpu_threads(1):
-                parts = list(pool.map(one, rows, [t] * len(rows)))
-        return Prediction(eps=torch.cat([q.eps for q in parts]), x0=torch.cat([q.x0 for q in parts]))
+            part(xt, t, eps, x0, 0, n)
+            return Prediction(eps=eps, x0=x0)
+        # part boundaries on block multiples, so that every block but the last is whole
+        blocks = -(-n // block)
+        bounds = [min(n, (blocks * k // workers) * block) for k in range(workers + 1)]
+        with cpu_threads(1):
+            others = [pool.submit(part, xt, t, eps, x0, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+            part(xt, t, eps, x0, bounds[0], bounds[1])
+            for f in others:
+                f.result()
+        return Prediction(eps=eps, x0=x0)
 
     return call
 
