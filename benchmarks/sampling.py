@@ -55,11 +55,11 @@ def tutorial_sampler(model: nn.Module, T: int, n: int, device: str) -> torch.Ten
 
 def run_case(case: str, T: int, n: int, device: str, threads: int) -> dict[str, float]:
     """One timed case in this (child) process: seconds and peak RSS above the post-setup baseline."""
+    from difflab.compute import cpu_threads, default_threads
     from difflab.diffusion import Denoiser, GaussianDiffusion, make_schedule
     from difflab.models import build_model
     from difflab.sampling.api import DEFAULT_CHUNK, generate_chunks
     from difflab.sampling.output import write_chunks
-    from difflab.training.trainer import cpu_threads, default_threads
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

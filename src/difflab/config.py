@@ -58,6 +58,7 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_every: int = Field(1000, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads (default: chosen for the model's size)")
+    cuda_graph: bool = Field(True, description="on CUDA, replay each training step from one CUDA graph")
 
     @field_validator("adam_betas")
     @classmethod

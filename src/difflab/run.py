@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from difflab.compute import resolve_device
 from difflab.config import RunConfig, load_saved_config
 from difflab.data import (
     Scaler,
@@ -45,7 +46,8 @@ from difflab.models import MODELS, build_model
 from difflab.sampling import SAMPLERS
 from difflab.sampling.output import check_writable
 from difflab.training.checkpoint import load_weights, save_weights
-from difflab.training.trainer import Trainer, lr_lambda, resolve_device
+from difflab.training.optim import lr_lambda
+from difflab.training.trainer import Trainer
 
 FILES = {
     "config": "config.json",

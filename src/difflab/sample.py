@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from difflab.compute import cpu_threads, default_threads
 from difflab.config import SampleConfig, merge_config
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
@@ -18,7 +19,6 @@ from difflab.run import Run, load_run
 from difflab.sampling import SAMPLERS, make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate, generate_chunks
 from difflab.sampling.output import check_output_path, write_array, write_chunks
-from difflab.training.trainer import cpu_threads, default_threads
 
 # The command-line option behind each sampling setting, to name it in error messages.
 OPTION_LABELS = {f"sample.{k}": f"--{k}" for k in ("sampler", "steps", "grid", "eta", "variance")}

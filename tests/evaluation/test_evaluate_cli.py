@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from difflab.cli import app
+from difflab.compute import cpu_threads
 from difflab.config import resolve_config
 from difflab.data import get_dataset
 from difflab.run import train_run
-from difflab.training.trainer import cpu_threads
 
 runner = CliRunner()
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.special import softmax
 
+from difflab.compute import cpu_threads
 from difflab.config import resolve_config
 from difflab.data import GaussianMixture, get_dataset
 from difflab.diffusion import Denoiser, GaussianDiffusion, make_schedule
@@ -20,7 +21,6 @@ from difflab.models.oracles import EmpiricalOracle, MixtureOracle
 from difflab.run import FILES, load_run, train_run
 from difflab.sample import sample_run
 from difflab.sampling.api import generate
-from difflab.training.trainer import cpu_threads
 
 
 @pytest.fixture(autouse=True)

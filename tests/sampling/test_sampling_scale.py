@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from difflab.compute import cpu_threads
 from difflab.diffusion import Denoiser
 from difflab.models import build_model
 from difflab.sampling.api import blocked, generate, generate_chunks
 from difflab.sampling.output import write_chunks
-from difflab.training.trainer import cpu_threads
 from helpers import diffusion as make_diffusion
 
 N = 100_000

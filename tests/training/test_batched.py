@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from difflab.compute import cpu_threads
 from difflab.config import TrainConfig, resolve_config
 from difflab.errors import ConfigError
 from difflab.models import build_model
 from difflab.run import FILES, load_run, train_run
 from difflab.training.batched import BatchedSeedTrainer, batch_key, train_many
-from difflab.training.trainer import Trainer, cpu_threads
+from difflab.training.trainer import Trainer
 from helpers import diffusion as make_diffusion
 
 
@@ -185,6 +186,7 @@ def test_batch_key_groups_what_can_train_together() -> None:
     assert batch_key(base) is not None and batch_key(base) == batch_key(other_seed)
     assert batch_key(resolve_config("seed", overrides={"diffusion": {"T": 20}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"steps": 10}})) != batch_key(base)
+    assert batch_key(resolve_config("seed", overrides={"train": {"cuda_graph": False}})) != batch_key(base)
     assert batch_key(resolve_config("recommended")) is None
 
 

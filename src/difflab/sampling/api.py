@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difflab.compute import cpu_threads
 from difflab.diffusion.parameterization import DenoiseFn, Prediction
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.sampling.grids import make_grid
 from difflab.sampling.samplers import get_sampler
-from difflab.training.trainer import cpu_threads
 
 DEFAULT_CHUNK = 262_144
 # Rows the network sees at once. A chunk's draws are made chunk-wide (so a seed's points do not depend on this),

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import RunConfig, TrainConfig
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError, DataError
@@ -43,14 +44,8 @@ from difflab.run import (
     prepare_data,
 )
 from difflab.training.checkpoint import save_weights
-from difflab.training.trainer import (
-    GRAPH_MIN_STEPS,
-    cpu_threads,
-    default_threads,
-    lr_lambda,
-    resolve_device,
-    target_tables,
-)
+from difflab.training.optim import lr_lambda
+from difflab.training.trainer import GRAPH_MIN_STEPS, target_tables
 
 ADAM_EPS = 1e-8  # torch.optim.AdamW's default, which the Trainer uses
 
@@ -63,7 +58,7 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
         return None
     d, t = cfg.data, cfg.train
     data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
-    return ("seed", cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.ema is None, data)
+    return ("seed", cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.cuda_graph, t.ema is None, data)
 
 
 def _per_member(values: list[float], device: torch.device) -> Tensor:
@@ -273,15 +268,15 @@ class BatchedSeedTrainer:
 
     # --- loop ---------------------------------------------------------------------------------------------------
     def fit(self, *, progress: bool = False, graph: bool | None = None) -> float:
-        """Train every member to ``steps``; returns wall seconds. ``graph`` (default: on CUDA) replays the step as
-        a CUDA graph (``difflab.training.cuda_graph``)."""
+        """Train every member to ``steps``; returns wall seconds. ``graph`` (default: on CUDA unless the config's
+        ``cuda_graph`` is off) replays the step as a CUDA graph (``difflab.training.cuda_graph``)."""
         from tqdm.auto import tqdm
 
         start = time.perf_counter()
         step = self.step
         remaining = self.steps - self.step_count
         if graph is None:
-            graph = self.device.type == "cuda" and remaining >= GRAPH_MIN_STEPS
+            graph = self.device.type == "cuda" and self.cfgs[0].cuda_graph and remaining >= GRAPH_MIN_STEPS
         if graph and remaining:
             from difflab.training.cuda_graph import CapturedStep
 

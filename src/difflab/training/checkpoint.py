@@ -45,7 +45,9 @@ def optimizer_tensors(opt: torch.optim.Optimizer) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for i, state in opt.state_dict()["state"].items():
         for k, v in state.items():
-            out[f"optim.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+            # a copy of a view (the direct AdamW call keeps the step counters as views of one tensor): safetensors
+            # stores only tensors that own their memory
+            out[f"optim.{i}.{k}"] = (v.clone() if v._base is not None else v) if torch.is_tensor(v) else torch.tensor(v)
     return out
 
 

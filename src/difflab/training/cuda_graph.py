@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from difflab.errors import DifflabError
-from difflab.training.trainer import Trainer, lr_lambda
+from difflab.training.optim import lr_lambda
+from difflab.training.trainer import Trainer
 
 
 class CapturedStep:

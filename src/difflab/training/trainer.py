@@ -11,119 +11,23 @@ without a host sync per step; and the CPU thread count suits the model's size (b
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import get_parameterization
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.ema import EMA
+from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
 
 GRAPH_MIN_STEPS = 10  # fewer remaining steps than this run eagerly: a capture costs about as much
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from difflab.errors import ConfigError
-
-        raise ConfigError("device 'cuda' requested but no CUDA device is available; use --device cpu")
-    return torch.device(name)
-
-
-_IDLE_CACHE: list[float] = []  # [time measured, idle cores]
-
-
-def _cpu_times() -> tuple[int, int] | None:
-    """(idle, total) jiffies of all cores since boot, from /proc/stat (Linux); None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user..steal
-
-
-def idle_cores(window: float = 0.05) -> float:
-    """Cores that other processes leave free now: idle CPU time over a ``window`` of seconds times the core count
-    (Linux; elsewhere the core count minus the 1-minute load average). Reused for 2 s after a measurement."""
-    now = time.monotonic()
-    if _IDLE_CACHE and now - _IDLE_CACHE[0] < 2.0:
-        return _IDLE_CACHE[1]
-    cores = os.cpu_count() or 1
-    before = _cpu_times()
-    if before is not None:
-        time.sleep(window)
-        after = _cpu_times()
-        total = after[1] - before[1] if after else 0
-        idle = cores * (after[0] - before[0]) / total if after and total > 0 else float(cores)
-    else:
-        try:
-            idle = cores - os.getloadavg()[0]
-        except (OSError, AttributeError):
-            idle = float(cores)
-    _IDLE_CACHE[:] = [now, idle]
-    return idle
-
-
-def default_threads(n_params: int, batch: int) -> int:
-    """Torch threads for a CPU step of ``n_params`` × ``batch`` multiply-adds: one, unless the work is large enough
-    to share and other processes leave cores idle (:func:`idle_cores`); then the idle cores, at most torch's own
-    thread count.
-
-    Measured on a 2-core AMD EPYC shared with other processes (benchmarks/RESULTS.md): for the tutorial's network
-    (2·10⁷ multiply-adds per step) two threads made a step ~1.5x faster while the other core was idle, and 5-20x
-    slower while another process used it: every matrix product ends in a barrier where one thread waits for the
-    other to be scheduled again. Below ~10⁷ the barriers cost more than the second core gives even on an idle
-    machine."""
-    if n_params * batch < 10_000_000:
-        return 1
-    return max(1, min(torch.get_num_threads(), int(idle_cores() + 0.5)))  # round: 1.6 idle cores -> 2
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Set torch's intra-op thread count for the block, then restore it."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
-    """Linear warm-up over ``cfg.warmup`` steps, then constant or a cosine decay to 0 at ``cfg.steps``."""
-
-    def factor(step: int) -> float:
-        if cfg.warmup and step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        span = max(cfg.steps - cfg.warmup, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(step - cfg.warmup, span) / span))
-
-    return factor
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    # fused AdamW runs on CPU and CUDA in torch ≥ 2.4 and is one kernel for all parameters.
-    return torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay, fused=True
-    )
 
 
 def target_tables(d: GaussianDiffusion, parameterization: str) -> tuple[Tensor, Tensor]:
@@ -132,33 +36,6 @@ def target_tables(d: GaussianDiffusion, parameterization: str) -> tuple[Tensor, 
     one, zero = torch.ones(d.T + 1, dtype=torch.float64), torch.zeros(d.T + 1, dtype=torch.float64)
     tables = {"eps": (one, zero), "x0": (zero, one), "v": (d.sqrt_alpha_bars, -d.sqrt_one_minus_alpha_bars)}
     return tables[parameterization]
-
-
-def _plain_fused_adamw(opt: torch.optim.Optimizer) -> bool:
-    """True for a one-group fused AdamW with float LR and no amsgrad/maximize/grad scaling: the settings under
-    which :func:`_fused_adamw_step` does exactly what ``opt.step()`` does."""
-    if not isinstance(opt, torch.optim.AdamW) or len(opt.param_groups) != 1 or not hasattr(torch, "_fused_adamw_"):
-        return False
-    g = opt.param_groups[0]
-    return bool(g["fused"]) and not (g["amsgrad"] or g["maximize"] or g["capturable"]) and isinstance(g["lr"], float)
-
-
-def _fused_adamw_step(opt: torch.optim.Optimizer) -> None:
-    """``opt.step()`` of a plain fused AdamW (see :func:`_plain_fused_adamw`) as the one kernel call it makes.
-
-    ``Optimizer.step`` spends ~0.2 ms per call on hooks, grouping tensors by device and dtype and state checks,
-    a fifth of a whole step for the tutorial's network; the arithmetic is the same kernel either way."""
-    g = opt.param_groups[0]
-    params = [p for p in g["params"] if p.grad is not None]
-    states = [opt.state[p] for p in params]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)
-    beta1, beta2 = g["betas"]
-    torch._fused_adamw_(
-        params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
-        steps, lr=g["lr"], beta1=beta1, beta2=beta2, weight_decay=g["weight_decay"], eps=g["eps"],
-        amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
-    )
 
 
 class Trainer:
@@ -201,7 +78,7 @@ class Trainer:
         self._eps_target = parameterization == "eps"
         self._target_coef = [c.to(self.device, torch.float32) for c in target_tables(diffusion, parameterization)]
         self.net = self._fused_net() if fused and is_plain_seed(self.model) else None
-        self._direct_adamw = self.device.type == "cpu" and _plain_fused_adamw(self.opt)
+        self._direct_adamw = self.device.type == "cpu" and plain_fused_adamw(self.opt)
         self._stepped = False
 
     def _fused_net(self) -> StackedSeedMLP:
@@ -272,7 +149,7 @@ class Trainer:
         if self.cfg.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
         if self._direct_adamw and self._stepped and isinstance(self.opt.param_groups[0]["lr"], float):
-            _fused_adamw_step(self.opt)
+            fused_adamw_step(self.opt)
         else:  # the first step goes through opt.step(), which creates the state the direct call uses
             self.opt.step()
             self._stepped = True
@@ -326,7 +203,7 @@ class Trainer:
         """The CUDA-graph runner of this trainer's step: on CUDA unless the config turns it off, and only for
         enough remaining steps to repay the capture."""
         remaining = self.cfg.steps - self.step_count
-        if self.device.type != "cuda" or not getattr(self.cfg, "cuda_graph", True) or remaining < GRAPH_MIN_STEPS:
+        if self.device.type != "cuda" or not self.cfg.cuda_graph or remaining < GRAPH_MIN_STEPS:
             return None
         from difflab.training.cuda_graph import GraphedTrainer
 
