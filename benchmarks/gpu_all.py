@@ -7,7 +7,8 @@
 2. ``train_step.py --device cuda``: ms/step of the tutorial's loop, the eager Trainer and the CUDA-graph Trainer,
    and whole 5000-step runs (goal: the tutorial's recipe in ≤ 1.5 s);
 3. ``sweep.py --device cuda``: M = 16, 64, 256, 1024 tutorial models × 5000 steps batched (goal: 256 in ≤ 15 s);
-4. ``sampling.py --device cuda``: 1M points at T = 10 and T = 1000.
+4. ``sampling.py --device cuda``: 1M points at T = 10 and T = 1000;
+5. ``sweep.py --device cuda --preset recommended``: M = 16, 64 residual MLPs × 1000 steps, batched by torch.func.
 
 Each step runs in a subprocess with a time limit taken from one overall deadline, so a hang costs its own slot only.
 Logs, each benchmark's JSON and ``summary.md`` go to ``$OUT`` when it is set (else a temporary folder, printed).
@@ -38,6 +39,8 @@ def steps(out: Path) -> list[tuple[str, list[str], int]]:
         ("sweep", [PY, str(bench / "sweep.py"), "--device", "cuda", "--json", str(out / "sweep.json")], 140),
         ("sampling", [PY, str(bench / "sampling.py"), "--device", "cuda", "--rounds", "1", "--json",
                       str(out / "sampling.json")], 90),
+        ("sweep-mlp", [PY, str(bench / "sweep.py"), "--device", "cuda", "--preset", "recommended", "--M", "16,64",
+                       "--steps", "1000", "--seq", "2", "--json", str(out / "sweep_mlp.json")], 45),
     ]
 
 
@@ -75,6 +78,9 @@ def key_results(name: str, out: Path) -> tuple[str, str]:
         graph = ms.get("difflab Trainer, CUDA graph | -", float("nan"))
         return (f"5000-step fit {fit:.2f} s; {graph:.3f} ms/step graphed vs tutorial {tut:.3f} "
                 f"({tut / graph:.1f}x)"), "fit ≤ 1.5 s"
+    if name == "sweep-mlp" and (rows := _load(out / "sweep_mlp.json")):
+        parts = [f"M={r['M']}: {r['batched_wall_s']:.1f} s ({r['speedup']:.0f}x)" for r in rows]
+        return "; ".join(parts), "batched faster than in turn"
     if name == "sweep" and (rows := _load(out / "sweep.json")):
         parts = [f"M={r['M']}: {r['batched_wall_s']:.1f} s ({r['speedup']:.0f}x)" for r in rows]
         return "; ".join(parts), "M=256 × 5000 steps ≤ 15 s"

@@ -1,4 +1,7 @@
-"""A seed sweep: M tutorial-sized models trained at once (``train_many``) against one after another (``train_run``).
+"""A seed sweep: M models trained at once (``train_many``) against one after another (``train_run``).
+
+``--preset seed`` (default): the tutorial's network and recipe, batched by its hand-written step.
+``--preset recommended``: difflab's residual MLP, batched by torch.func (``difflab.training.stacked``).
 
 Both write full run directories. Per-model seconds = wall seconds / M. On the CPU the sequential runs use the
 Trainer's own thread choice, as ``difflab train`` does; on a GPU sequential runs of every M would take long, so
@@ -6,6 +9,7 @@ the sequential per-model time is measured on ``--seq`` runs and applies to every
 
     .venv/bin/python benchmarks/sweep.py                   # CPU: M = 4, 16 at 300 steps
     .venv/bin/python benchmarks/sweep.py --device cuda     # GPU: M = 16, 64, 256, 1024 at 5000 steps
+    .venv/bin/python benchmarks/sweep.py --preset recommended --M 4 --steps 200
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from difflab.config import resolve_config  # noqa: E402
 from difflab.run import train_run  # noqa: E402
 from difflab.training.batched import train_many  # noqa: E402
 
+PRESET = "seed"  # set from --preset
+
 
 def configs(M: int, steps: int, device: str) -> list:
-    return [resolve_config("seed", overrides={"train": {"seed": s, "steps": steps, "device": device}})
+    return [resolve_config(PRESET, overrides={"train": {"seed": s, "steps": steps, "device": device}})
             for s in range(M)]
 
 
@@ -51,14 +57,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="steps per model (default 300 CPU, 5000 GPU)")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3 CPU, 1 GPU)")
     ap.add_argument("--seq", type=int, default=4, help="GPU: sequential runs timed for the per-model baseline")
+    ap.add_argument("--preset", default="seed", choices=["seed", "recommended"])
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
+    global PRESET
+    PRESET = args.preset
     device = resolve(args.device)
     gpu = device == "cuda"
     Ms = [int(m) for m in (args.M or ("16,64,256,1024" if gpu else "4,16")).split(",")]
     steps = args.steps or (5000 if gpu else 300)
     rounds = args.rounds or (1 if gpu else 3)
-    print(header(f"Seed sweep, the tutorial's recipe at {steps} steps", device))
+    print(header(f"Seed sweep, the {args.preset} recipe at {steps} steps", device))
     batched(2, 5, device)  # warm-up (imports, allocator, kernels), excluded
     start = time.perf_counter()
     rows = []

@@ -239,7 +239,7 @@ def test_batched_training_is_used_for_compatible_cells(tmp_path: Path, monkeypat
         return [train_run(c, d, progress=progress) for c, d in zip(cfgs, out_dirs)]
 
     fake = types.ModuleType("difflab.training.batched")
-    fake.batch_key = lambda cfg: ("T", cfg.diffusion.T) if cfg.data.scaler == "minmax" else None
+    fake.sweep_key = lambda cfg: ("T", cfg.diffusion.T) if cfg.data.scaler == "minmax" else None
     fake.train_many = train_many
     monkeypatch.setitem(sys.modules, "difflab.training.batched", fake)
     summary = run_sweep(load_grid(write(tmp_path, TINY)), tmp_path / "out", workers=1, echo=quiet, echo_err=quiet)
@@ -266,7 +266,7 @@ def test_real_batched_training_matches_training_one_by_one(
 
 def test_plan_tasks_splits_groups_so_every_worker_has_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("difflab.training.batched")
-    fake.batch_key = lambda cfg: "all"
+    fake.sweep_key = lambda cfg: "all"
     monkeypatch.setitem(sys.modules, "difflab.training.batched", fake)
     cells = expand(apply_changes(load_grid(write(tmp_path, TINY)), [], seeds=[0, 1, 2]))
     jobs = [runner.Job(c.id, "x", c.config.model_dump(mode="json"), c.values, c.seed, {}, True) for c in cells]

@@ -14,7 +14,8 @@ from difflab.config import TrainConfig, resolve_config
 from difflab.errors import ConfigError
 from difflab.models import build_model
 from difflab.run import FILES, load_run, train_run
-from difflab.training.batched import BatchedSeedTrainer, batch_key, train_many
+from difflab.training.batched import BatchedSeedTrainer, batch_key, make_trainer, sweep_key, train_many
+from difflab.training.stacked import StackedTrainer
 from difflab.training.trainer import Trainer
 from helpers import diffusion as make_diffusion
 
@@ -30,12 +31,19 @@ SCHEDULES = ["poly", "linear", "cosine"]
 PARAMS = ["eps", "x0", "v"]
 
 
-def _members(dim: int, M: int = 3, **common):
+MLP = {"width": 32, "depth": 2, "emb_dim": 8}
+# (network, trainer): the hand-written step, torch.func's generic one for difflab's network, and the generic one
+# for the tutorial's network (two independent computations of the same gradients)
+TRAINERS = [("seed", BatchedSeedTrainer), ("mlp", StackedTrainer), ("seed", StackedTrainer)]
+TRAINER_IDS = ["seed-handwritten", "mlp-func", "seed-func"]
+
+
+def _members(dim: int, M: int = 3, model: str = "seed", **common):
     """M members differing in seed, data, schedule, parameterization, lr, weight decay, betas and clipping."""
     models, diffs, xs, cfgs = [], [], [], []
     for m in range(M):
         torch.manual_seed(m)
-        models.append(build_model("seed", dim, T))
+        models.append(build_model(model, dim, T, **(MLP if model == "mlp" else {})))
         diffs.append(make_diffusion(SCHEDULES[m % 3], T))
         xs.append(torch.rand(64, dim, generator=torch.Generator().manual_seed(10 + m)) * 2 - 1)
         cfgs.append(TrainConfig(steps=6, seed=m, lr=1e-2 / (m + 1), weight_decay=1e-4 * m,
@@ -51,11 +59,12 @@ def _close_weights(p: torch.Tensor, q: torch.Tensor, lr: float, steps: int) -> N
     assert off.float().mean() < 1e-3 and (p - q).abs().max() < 2.5 * lr * steps
 
 
-def test_member_step_equals_single_trainer_step(dim: int) -> None:
+@pytest.mark.parametrize("name, cls", TRAINERS, ids=TRAINER_IDS)
+def test_member_step_equals_single_trainer_step(dim: int, name: str, cls: type) -> None:
     """Injected identical draws: per-member loss and gradients equal the single model's (autograd, the reference
     path), and after five AdamW updates the weights agree."""
-    models, diffs, xs, cfgs, params = _members(dim)
-    batched = BatchedSeedTrainer([copy.deepcopy(m) for m in models], diffs, xs, cfgs, params)
+    models, diffs, xs, cfgs, params = _members(dim, model=name)
+    batched = cls([copy.deepcopy(m) for m in models], diffs, xs, cfgs, params)
     singles = [Trainer(copy.deepcopy(mo), d, x, c, parameterization=p, fused=False)
                for mo, d, x, c, p in zip(models, diffs, xs, cfgs, params, strict=True)]
     gen = torch.Generator().manual_seed(0)
@@ -123,9 +132,13 @@ def test_per_member_clip_and_ema() -> None:
                      "grad_clip": 1.0}],
     ids=["tutorial", "minibatch-ema-cosine-clip"],
 )
-def test_train_many_equals_train_run(tmp_path, train: dict) -> None:
-    """Same seeds, same draws (one generator per member on CPU): each member's run directory matches train_run's."""
-    cfgs = [resolve_config("seed", overrides={"data": {"n": 300}, "train": {**train, "seed": s, "lr": 1e-2 / (1 + s)}})
+@pytest.mark.parametrize("preset", ["seed", "recommended"])
+def test_train_many_equals_train_run(tmp_path, train: dict, preset: str) -> None:
+    """Same seeds, same draws (one generator per member on CPU): each member's run directory matches train_run's,
+    for the tutorial's network (hand-written step) and difflab's (torch.func)."""
+    model = {"options": MLP} if preset == "recommended" else {}
+    cfgs = [resolve_config(preset, overrides={"data": {"n": 300}, "model": model, "diffusion": {"T": T},
+                                              "train": {**train, "seed": s, "lr": 1e-2 / (1 + s)}})
             for s in range(2)]
     runs = train_many(cfgs, [tmp_path / f"m{s}" for s in range(2)])
     for s, cfg in enumerate(cfgs):
@@ -187,7 +200,36 @@ def test_batch_key_groups_what_can_train_together() -> None:
     assert batch_key(resolve_config("seed", overrides={"diffusion": {"T": 20}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"steps": 10}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"cuda_graph": False}})) != batch_key(base)
-    assert batch_key(resolve_config("recommended")) is None
+    rec = resolve_config("recommended")
+    assert batch_key(rec) is not None and batch_key(rec) != batch_key(base)
+    wider = resolve_config("recommended", overrides={"model": {"options": {"width": 64}}})
+    assert batch_key(wider) != batch_key(rec)
+    assert batch_key(resolve_config("seed", overrides={"model": {"name": "oracle"}})) is None  # not trained
+
+
+def test_sweeps_batch_difflabs_network_on_a_gpu_only() -> None:
+    """torch.func's generic batched step does not pay on a CPU: the sweep runs those cells in processes."""
+    on = {"train": {"device": "cuda"}}  # a key needs no GPU present
+    assert sweep_key(resolve_config("recommended", overrides=on)) == batch_key(resolve_config("recommended", overrides=on))
+    assert sweep_key(resolve_config("recommended", overrides={"train": {"device": "cpu"}})) is None
+    seed_cpu = resolve_config("seed", overrides={"train": {"device": "cpu"}})
+    assert sweep_key(seed_cpu) == batch_key(seed_cpu) is not None
+
+
+def test_make_trainer_picks_the_handwritten_step_for_the_tutorials_network_only() -> None:
+    models, diffs, xs, cfgs, params = _members(2, M=2)
+    assert type(make_trainer(models, diffs, xs, cfgs, params)) is BatchedSeedTrainer
+    models, diffs, xs, cfgs, params = _members(2, M=2, model="mlp")
+    assert type(make_trainer(models, diffs, xs, cfgs, params)) is StackedTrainer
+
+
+def test_members_must_share_one_architecture() -> None:
+    models, diffs, xs, cfgs, params = _members(2, M=2, model="mlp")
+    models[1] = build_model("mlp", 2, T, width=16, depth=2, emb_dim=8)
+    with pytest.raises(ConfigError, match="one network architecture"):
+        StackedTrainer(models, diffs, xs, cfgs, params)
+    with pytest.raises(ConfigError, match="tutorial's network"):
+        BatchedSeedTrainer(_members(2, M=2, model="mlp")[0], diffs, xs, cfgs, params)
 
 
 def test_train_many_refuses_mixed_batches(tmp_path) -> None:

@@ -10,7 +10,7 @@ Layout of a sweep directory::
 
 A cell without ``result.json`` starts over from scratch. A done cell whose evaluation settings changed is only
 re-evaluated (its model is loaded, not retrained). Cells that ``difflab.training.batched`` can train together
-(same ``batch_key``) go to one worker as one ``train_many`` call when that module is installed.
+(same ``sweep_key``) go to one worker as one ``train_many`` call when that module is installed.
 """
 
 from __future__ import annotations
@@ -245,12 +245,12 @@ def plan_jobs(cells: list[Cell], out: Path, evaluate: dict[str, Any]) -> tuple[l
 
 def _batch_key_fn() -> Callable[[Any], Hashable | None] | None:
     try:
-        from difflab.training.batched import batch_key
+        from difflab.training.batched import sweep_key
     except ModuleNotFoundError as e:
         if e.name not in ("difflab.training.batched", "difflab.training"):
             raise
         return None
-    return batch_key
+    return sweep_key
 
 
 def plan_tasks(jobs: list[Job], *, batch: bool, workers: int) -> list[tuple[list[Job], bool]]:

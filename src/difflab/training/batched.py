@@ -1,37 +1,27 @@
-"""Many models at once: M independent runs of one architecture trained as one batched computation.
+"""Many models at once: the tutorial's network's hand-written batched step, and :func:`train_many`, which trains
+a sweep's compatible cells together and writes each one's run directory.
 
-A sweep over seeds, learning rates or schedules trains M small networks that each leave the hardware mostly idle.
-Stacking their parameters along a leading model axis (``difflab.models.batched``) turns M small matmuls into one
-batched matmul, and the whole sweep costs little more than its largest member on a GPU, and less than M runs in turn
-on a CPU. Each member keeps everything that is per run: initial weights and draws (its seed), learning rate, LR
-schedule and warm-up, weight decay, Adam betas, EMA decay, gradient clipping, noise schedule (its ᾱ table),
-parameterization and data (its own sample and scaler). Members must share the network, T, the step count, the
-batch size and the data's shape (N, D): :func:`batch_key` says which configs can go together.
-
-A member computes what :func:`difflab.run.train_run` computes for its config: the same initial weights, the same
-draws (on CPU one generator per member, seeded and used as the Trainer uses its own; on CUDA one shared generator,
-so draws differ from a single run's but have the same law), the same loss and gradients, and AdamW (Loshchilov &
-Hutter 2019) with its own constants; rounding may differ in the last bits.
+:class:`difflab.training.stacked.StackedTrainer` trains M networks of any architecture with stacked parameters
+(``torch.func``); :class:`BatchedSeedTrainer` is the same trainer with the tutorial's network's forward and backward
+written out (``difflab.models.batched``), which on a CPU runs the members on threads of their own.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from difflab.compute import cpu_threads, default_threads, resolve_device
-from difflab.config import RunConfig, TrainConfig
-from difflab.diffusion.process import GaussianDiffusion
+from difflab.compute import cpu_threads
+from difflab.config import RunConfig
 from difflab.errors import ConfigError, DataError
 from difflab.io import write_json
 from difflab.models import build_model
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
+from difflab.models.oracles import ORACLES
 from difflab.run import (
     FILES,
     Run,
@@ -44,110 +34,44 @@ from difflab.run import (
     prepare_data,
 )
 from difflab.training.checkpoint import save_weights
-from difflab.training.optim import lr_lambda
-from difflab.training.trainer import GRAPH_MIN_STEPS, target_tables
-
-ADAM_EPS = 1e-8  # torch.optim.AdamW's default, which the Trainer uses
+from difflab.training.stacked import StackedTrainer
 
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
-    """A key equal for configs that :func:`train_many` can train together; None if the model is not supported.
-
-    Conservative: configs with different keys might still fit together (e.g. two toys of equal size)."""
-    if cfg.model.name != "seed" or cfg.model.options:
-        return None
+    """A key equal for configs that :func:`train_many` can train together; None for models that are not trained
+    (the oracles). Conservative: configs with different keys might still fit together (e.g. two toys of equal
+    size)."""
     d, t = cfg.data, cfg.train
+    if cfg.model.name in ORACLES:
+        return None
     data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
-    return ("seed", cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.cuda_graph, t.ema is None, data)
+    model = (cfg.model.name, tuple(sorted((k, repr(v)) for k, v in cfg.model.options.items())))
+    return (model, cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.cuda_graph, t.ema is None, data)
 
 
-def _per_member(values: list[float], device: torch.device) -> Tensor:
-    return torch.tensor(values, dtype=torch.float32, device=device)
+def sweep_key(cfg: RunConfig) -> Hashable | None:
+    """:func:`batch_key` where batching pays, which is what ``difflab sweep`` groups by; else None.
+
+    It pays for the tutorial's network everywhere (its hand-written step) and for other networks on a GPU. On a
+    CPU torch.func's batched step (vmapped matrix products, a decomposed LayerNorm backward) ran slower than runs in
+    turn below ~16 members (benchmarks/RESULTS.md), so there those cells run in parallel processes instead."""
+    t = cfg.train
+    on_cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+    return None if cfg.model.name != "seed" and on_cpu else batch_key(cfg)
 
 
-def _bc(v: Tensor, k: int) -> Tensor:
-    """A per-member vector (M,) shaped (M, 1, ..., 1) to broadcast over k trailing dims."""
-    return v.view(-1, *([1] * k))
+class BatchedSeedTrainer(StackedTrainer):
+    """M tutorial networks (``SeedMLP``) trained with stacked parameters and the hand-written step of
+    :class:`difflab.models.batched.StackedSeedMLP` (no autograd); the arguments are :class:`StackedTrainer`'s."""
 
-
-class BatchedSeedTrainer:
-    """Trains M tutorial networks (``SeedMLP``) with stacked parameters; ``step()`` advances all of them.
-
-    ``models``: the initial networks; ``xs``: scaled data (M, N, D); one TrainConfig, diffusion and
-    parameterization per member. ``rng``: "member" (one generator per member, draws as in a single run; default on
-    CPU) or "shared" (one generator, (M, B) draws at once; default on CUDA, where M small draws would cost M
-    launches each). Every per-step quantity lives on the device and the step counter is a device tensor, so a
-    step can be captured in a CUDA graph as it is.
-    """
-
-    def __init__(
-        self,
-        models: list[torch.nn.Module],
-        diffusions: list[GaussianDiffusion],
-        xs: Tensor,
-        cfgs: list[TrainConfig],
-        parameterizations: list[str],
-        *,
-        rng: str | None = None,
-    ) -> None:
-        if not (len(models) == len(diffusions) == len(xs) == len(cfgs) == len(parameterizations)) or not models:
-            raise ConfigError("train_many: give one model, diffusion, data set, config and parameterization each")
+    def _setup_compute(self, models: list[torch.nn.Module]) -> None:
         if not all(is_plain_seed(m) for m in models):
-            raise ConfigError("train_many: only the tutorial's network ('seed') can be trained batched")
-        c0 = cfgs[0]
-        self.cfgs, self.M, self.steps = cfgs, len(models), c0.steps
-        self.device = dev = resolve_device(c0.device)
-        self.x = xs.to(dev, torch.float32).contiguous()
-        _, self.N, self.D = self.x.shape
-        self.B = self.N if c0.batch_size is None or c0.batch_size >= self.N else int(c0.batch_size)
-        self.T = diffusions[0].T
-        self.params = [torch.stack([p.detach() for p in ps]).to(dev) for ps in zip(*(m.parameters() for m in models))]
-        self.grads = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        n_params = sum(p[0].numel() for p in self.params)
-        self.threads = c0.threads or (default_threads(n_params * self.M, self.B) if dev.type == "cpu" else None)
+            raise ConfigError("BatchedSeedTrainer: every member must be the tutorial's network ('seed')")
         self._pool = None
-        if dev.type == "cpu":
+        if self.device.type == "cpu":
             self._cpu_nets(min(self.threads or 1, self.M))
         else:
             self.nets = [StackedSeedMLP(self.params, self.grads, self.B)]
-        f32 = dict(dtype=torch.float32, device=dev)
-        self.sqrt_ab = torch.stack([d.sqrt_alpha_bars for d in diffusions]).to(**f32)
-        self.sqrt_1mab = torch.stack([d.sqrt_one_minus_alpha_bars for d in diffusions]).to(**f32)
-        tables = [target_tables(d, p) for d, p in zip(diffusions, parameterizations, strict=True)]
-        self.target_is_eps = all(p == "eps" for p in parameterizations)
-        self.c_eps = torch.stack([a for a, _ in tables]).to(**f32)
-        self.c_x0 = torch.stack([b for _, b in tables]).to(**f32)
-        self.lr_table = self._lr_table(cfgs).to(dev)
-        f64 = dict(dtype=torch.float64, device=dev)
-        self.wd = torch.tensor([c.weight_decay for c in cfgs], **f64)
-        self.beta1 = torch.tensor([c.adam_betas[0] for c in cfgs], **f64)
-        self.beta2 = torch.tensor([c.adam_betas[1] for c in cfgs], **f64)
-        self._adam_consts = [x.float() for x in (self.beta1, 1 - self.beta1, self.beta2, 1 - self.beta2)]
-        self.clip = _per_member([c.grad_clip or float("inf") for c in cfgs], dev) if any(
-            c.grad_clip for c in cfgs) else None
-        self.ema_keep = _per_member([c.ema for c in cfgs], dev) if c0.ema is not None else None
-        self.ema = [p.clone() for p in self.params] if self.ema_keep is not None else []
-        self.step_t = torch.zeros(1, dtype=torch.long, device=dev)
-        self.loss_log = torch.zeros(self.steps, self.M, **f32)
-        self.loss = torch.empty(self.M, **f32)
-        self.rng = rng or ("member" if dev.type == "cpu" else "shared")
-        if self.rng not in ("member", "shared"):
-            raise ConfigError(f"train_many: rng must be 'member' or 'shared', got {self.rng!r}")
-        seeds = [c.seed for c in cfgs]
-        if self.rng == "member":
-            self.generators = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
-        else:
-            shared = int(np.random.SeedSequence(seeds).generate_state(1, dtype=np.uint64)[0] >> 1)
-            self.generators = [torch.Generator(device=dev).manual_seed(shared)]
-        self._t = torch.empty(self.M, self.B, dtype=torch.long, device=dev)
-        self._idx = torch.empty(self.M, self.B, dtype=torch.long, device=dev)
-        self._noise = torch.empty(self.M, self.B, self.D, **f32)
-        self._x0 = torch.empty(self.M, self.B, self.D, **f32)
-        self._target = torch.empty(self.M, self.B, self.D, **f32)
-        self._coef = torch.empty(2, self.M, self.B, 1, **f32)
-        self.step_count = 0
 
     def _cpu_nets(self, lanes: int) -> None:
         """On the CPU: one network per model, run model after model so that each one's buffers stay in cache
@@ -166,51 +90,9 @@ class BatchedSeedTrainer:
             self.threads = 1
             self._pool = ThreadPoolExecutor(max_workers=lanes - 1, thread_name_prefix="difflab-lane")
 
-    @staticmethod
-    def _lr_table(cfgs: list[TrainConfig]) -> Tensor:
-        """(steps, M) float64: member m's learning rate at step s, lr_m · factor_m(s); each schedule computed once."""
-        factors: dict[tuple, list[float]] = {}
-        cols = []
-        for c in cfgs:
-            key = (c.lr_schedule, c.warmup, c.steps)
-            if key not in factors:
-                f = lr_lambda(c)
-                factors[key] = [f(s) for s in range(c.steps)]
-            cols.append(torch.tensor(factors[key], dtype=torch.float64) * c.lr)
-        return torch.stack(cols, dim=1)
-
-    # --- one step ---------------------------------------------------------------------------------------------
-    def draw(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(x_0 (M, B, D), t (M, B), ε (M, B, D)) for one step, in the order the Trainer draws them."""
-        full = self.B == self.N
-        if self.rng == "member":
-            for m, g in enumerate(self.generators):
-                if not full:
-                    torch.randint(0, self.N, (self.B,), generator=g, out=self._idx[m])
-                torch.randint(1, self.T + 1, (self.B,), generator=g, out=self._t[m])
-                torch.randn((self.B, self.D), generator=g, out=self._noise[m])
-        else:
-            g = self.generators[0]
-            if not full:
-                torch.randint(0, self.N, (self.M, self.B), generator=g, out=self._idx)
-            torch.randint(1, self.T + 1, (self.M, self.B), generator=g, out=self._t)
-            torch.randn((self.M, self.B, self.D), generator=g, out=self._noise)
-        if full:
-            return self.x, self._t, self._noise
-        torch.gather(self.x, 1, self._idx.unsqueeze(-1).expand(-1, -1, self.D), out=self._x0)
-        return self._x0, self._t, self._noise
-
     def compute_grads(self, x0: Tensor, t: Tensor, eps: Tensor) -> None:
         """Loss per member into :attr:`loss` and its gradients into :attr:`grads` for the given draws."""
-        a, s = self._coef[0], self._coef[1]
-        target = eps
-        if not self.target_is_eps:
-            torch.gather(self.c_eps, 1, t, out=a[..., 0])
-            torch.gather(self.c_x0, 1, t, out=s[..., 0])
-            torch.mul(eps, a, out=self._target)
-            target = self._target.addcmul_(s, x0)
-        torch.gather(self.sqrt_ab, 1, t, out=a[..., 0])
-        torch.gather(self.sqrt_1mab, 1, t, out=s[..., 0])
+        a, s, target = self.coefficients(x0, t, eps)
         if self.device.type != "cpu":
             self._members(self.nets[0], slice(None), x0, t, eps, target)
             return
@@ -235,88 +117,11 @@ class BatchedSeedTrainer:
         net.forward(t[rows])
         net.backward(target[rows], self.loss[rows])
 
-    @torch.no_grad()
-    def apply_update(self) -> None:
-        """Per-member gradient clipping, AdamW with decoupled weight decay, EMA; then the step counter."""
-        if self.clip is not None:  # torch.nn.utils.clip_grad_norm_ per member
-            sq = sum(g.square().sum(dim=tuple(range(1, g.dim()))) for g in self.grads)
-            coef = (self.clip / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-            for g in self.grads:
-                g.mul_(_bc(coef, g.dim() - 1))
-        # Scalars in float64, elementwise work in float32, in the order of torch's fused AdamW kernel.
-        lr = torch.index_select(self.lr_table, 0, self.step_t).view(self.M)
-        n = (self.step_t + 1).to(torch.float64)
-        step_size = (lr / (1 - self.beta1.pow(n))).float()
-        bc2_sqrt = (1 - self.beta2.pow(n)).sqrt().float()
-        decay = (1 - lr * self.wd).float()
-        b1, c1, b2, c2 = self._adam_consts
-        for p, g, m, v in zip(self.params, self.grads, self.exp_avg, self.exp_avg_sq, strict=True):
-            k = p.dim() - 1  # per-member scalars broadcast over the parameter's own dims
-            p.mul_(_bc(decay, k))
-            m.mul_(_bc(b1, k)).add_(g * _bc(c1, k))
-            v.mul_(_bc(b2, k)).add_(g * g * _bc(c2, k))
-            p.sub_(_bc(step_size, k) * m / (v.sqrt() / _bc(bc2_sqrt, k)).add_(ADAM_EPS))
-        if self.ema_keep is not None:
-            for e, p in zip(self.ema, self.params, strict=True):
-                e.lerp_(p, _bc(1 - self.ema_keep, e.dim() - 1))
-        self.loss_log.index_copy_(0, self.step_t, self.loss.unsqueeze(0))
-        self.step_t.add_(1)
 
-    def step(self) -> None:
-        self.compute_grads(*self.draw())
-        self.apply_update()
-
-    # --- loop ---------------------------------------------------------------------------------------------------
-    def fit(self, *, progress: bool = False, graph: bool | None = None) -> float:
-        """Train every member to ``steps``; returns wall seconds. ``graph`` (default: on CUDA unless the config's
-        ``cuda_graph`` is off) replays the step as a CUDA graph (``difflab.training.cuda_graph``)."""
-        from tqdm.auto import tqdm
-
-        start = time.perf_counter()
-        step = self.step
-        remaining = self.steps - self.step_count
-        if graph is None:
-            graph = self.device.type == "cuda" and self.cfgs[0].cuda_graph and remaining >= GRAPH_MIN_STEPS
-        if graph and remaining:
-            from difflab.training.cuda_graph import CapturedStep
-
-            step = CapturedStep(self.step, generators=self.generators, save=self.snapshot, restore=self.restore,
-                                warmup=min(3, remaining)).replay
-        with cpu_threads(self.threads):
-            for _ in tqdm(range(self.step_count, self.steps), disable=not progress, desc="train", leave=False):
-                step()
-                self.step_count += 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    def snapshot(self) -> dict[str, list[Tensor]]:
-        """Copies of everything a step changes (restore with :meth:`restore`; the CUDA graph's warm-up uses both)."""
-        tensors = [*self.params, *self.exp_avg, *self.exp_avg_sq, *self.ema, self.step_t, self.loss_log]
-        return {"tensors": [x.clone() for x in tensors], "rng": [g.get_state() for g in self.generators]}
-
-    def restore(self, snap: dict[str, list[Tensor]]) -> None:
-        tensors = [*self.params, *self.exp_avg, *self.exp_avg_sq, *self.ema, self.step_t, self.loss_log]
-        for x, saved in zip(tensors, snap["tensors"], strict=True):
-            x.copy_(saved)
-        for g, state in zip(self.generators, snap["rng"], strict=True):
-            g.set_state(state)
-
-    # --- members out --------------------------------------------------------------------------------------------
-    def member_state(self, m: int, names: list[str]) -> dict[str, dict[str, Tensor]]:
-        """Member m's tensors on the CPU: ``model`` (trained weights), ``eval`` (EMA when on) and ``checkpoint``
-        in the layout of :meth:`Trainer.state_tensors` (so ``train_run(..., resume=True)`` can continue it)."""
-        model = {n: p[m].cpu().clone() for n, p in zip(names, self.params, strict=True)}
-        ema = {n: e[m].cpu().clone() for n, e in zip(names, self.ema, strict=False)}  # empty without EMA
-        ckpt = {f"model.{n}": v for n, v in model.items()}
-        ckpt.update({f"ema.{n}": v for n, v in ema.items()})
-        for i, (a, b) in enumerate(zip(self.exp_avg, self.exp_avg_sq, strict=True)):
-            ckpt[f"optim.{i}.step"] = torch.tensor(float(self.step_count), dtype=torch.float32)
-            ckpt[f"optim.{i}.exp_avg"], ckpt[f"optim.{i}.exp_avg_sq"] = a[m].cpu().clone(), b[m].cpu().clone()
-        g = self.generators[m if self.rng == "member" else 0]
-        ckpt["rng"] = g.get_state()
-        ckpt["loss_log"] = self.loss_log[: self.step_count, m].cpu()
-        return {"model": model, "eval": ema or model, "checkpoint": ckpt}
+def make_trainer(models: list[torch.nn.Module], *args, **kwargs) -> StackedTrainer:  # noqa: ANN002, ANN003
+    """The batched trainer for ``models``: the hand-written one for the tutorial's network, else torch.func's."""
+    cls = BatchedSeedTrainer if all(is_plain_seed(m) for m in models) else StackedTrainer
+    return cls(models, *args, **kwargs)
 
 
 def initial_model(cfg: RunConfig, dim: int, T: int) -> torch.nn.Module:
@@ -339,8 +144,8 @@ def train_many(
         raise ConfigError("train_many: two members share an output folder")
     keys = [batch_key(c) for c in cfgs]
     if keys[0] is None or any(k != keys[0] for k in keys):
-        raise ConfigError("train_many: the configs cannot be trained together (they need the 'seed' model and the "
-                          "same T, steps, batch size, device, EMA on/off and data shape)")
+        raise ConfigError("train_many: the configs cannot be trained together (they need one trained model with the "
+                          "same options, T, steps, batch size, device, EMA on/off and data shape)")
     for c, o in zip(cfgs, outs, strict=True):
         _check_out(o, False)
         check_names(c)
@@ -352,7 +157,7 @@ def train_many(
     dim, T, M = xs[0].shape[1], diffusions[0].T, len(cfgs)
     models = [initial_model(c, dim, T) for c in cfgs]
     names = [n for n, _ in models[0].named_parameters()]
-    trainer = BatchedSeedTrainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
+    trainer = make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
                                  [c.diffusion.parameterization for c in cfgs])
     share = trainer.fit(progress=progress) / M
     losses = trainer.loss_log.cpu()
