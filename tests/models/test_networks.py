@@ -56,3 +56,24 @@ def test_denoiser_uses_the_fixed_step_path_and_keeps_its_parameterization(dim: i
     pred = Denoiser(model, d, "v")(x, 7)
     torch.testing.assert_close(pred.eps, d.eps_from_v(x, 7, out), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(pred.x0, d.x0_from_v(x, 7, out), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, options", [("seed", {}), ("mlp", {"width": 16, "depth": 1})])
+def test_denoiser_follows_weights_changed_after_its_first_call(name: str, options: dict) -> None:
+    """The denoiser keeps each step's function; an in-place update or a replaced layer must not leave it stale."""
+    torch.manual_seed(3)
+    d = make_diffusion("poly", T)
+    model = build_model(name, 2, T, **options).eval()
+    denoise, x = Denoiser(model, d), torch.randn(40, 2)
+
+    def expect() -> torch.Tensor:
+        with torch.no_grad():
+            return model(x, torch.full((40,), 4, dtype=torch.long))
+
+    torch.testing.assert_close(denoise(x, 4).eps, expect(), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)  # as an optimizer step would
+    torch.testing.assert_close(denoise(x, 4).eps, expect(), rtol=1e-5, atol=1e-6)
+    model.load_state_dict(build_model(name, 2, T, **options).state_dict())
+    torch.testing.assert_close(denoise(x, 4).eps, expect(), rtol=1e-5, atol=1e-6)

@@ -78,12 +78,21 @@ class Denoiser:
         self.model = model
         self.diffusion = diffusion
         self.param = get_parameterization(parameterization)
+        self._steps: dict[int, tuple[tuple[tuple[int, int], ...], Callable[[Tensor], Tensor]]] = {}
+
+    def _at_step(self, t: int) -> Callable[[Tensor], Tensor]:
+        """The network's function for step t (``model.at_step``), built once per t and rebuilt when a weight has
+        changed or been replaced since (every in-place update bumps a tensor's version counter)."""
+        versions = tuple((id(p), p._version) for p in self.model.parameters())
+        hit = self._steps.get(t)
+        if hit is None or hit[0] != versions:
+            hit = self._steps[t] = (versions, self.model.at_step(t))
+        return hit[1]
 
     @torch.no_grad()
     def __call__(self, xt: Tensor, t: int) -> Prediction:
-        at_step = getattr(self.model, "at_step", None)
-        if at_step is not None:  # the network's own path for one t shared by all rows (models.seed, models.mlp)
-            out = at_step(int(t))(xt)
+        if hasattr(self.model, "at_step"):  # the network's own path for one t shared by all rows
+            out = self._at_step(int(t))(xt)
         else:
             out = self.model(xt, torch.full((xt.shape[0],), int(t), dtype=torch.long, device=xt.device))
         return self.param.predict(self.diffusion, xt, t, out)

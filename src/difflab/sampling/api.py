@@ -26,6 +26,9 @@ DEFAULT_CHUNK = 262_144
 # cache: on a 2-core AMD EPYC (512 KiB L2 per core), 2048 rows of the tutorial's 100-wide network took half the CPU
 # time per point of 8192 rows or of a whole 262144-row chunk (benchmarks/sampling.py, benchmarks/RESULTS.md).
 DEFAULT_BLOCK = 2048
+# Fewest rows worth handing to another thread: a hand-off (submit, wake, wait) took ~0.3 ms on the 2-core machine,
+# about what 1000 rows of the tutorial's network take.
+MIN_PART = 1024
 
 
 def blocked(denoise: DenoiseFn, block: int, workers: int = 1) -> DenoiseFn:
@@ -37,23 +40,24 @@ def blocked(denoise: DenoiseFn, block: int, workers: int = 1) -> DenoiseFn:
     pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="difflab-block") if workers > 1 else None
 
     def part(xt: Tensor, t: int, eps: Tensor, x0: Tensor, lo: int, hi: int) -> None:
+        size = -(-(hi - lo) // -(-(hi - lo) // block))  # blocks of equal size, at most `block` rows
         with torch.no_grad():  # grad mode is per thread
-            for i in range(lo, hi, block):
-                j = min(i + block, hi)
+            for i in range(lo, hi, size):
+                j = min(i + size, hi)
                 p = denoise(xt[i:j], t)
                 eps[i:j], x0[i:j] = p.eps, p.x0
 
     def call(xt: Tensor, t: int) -> Prediction:
         n = len(xt)
-        if n <= block:
+        # equal parts, one per worker, of at least MIN_PART rows: a hand-off to a thread cost ~0.3 ms here
+        parts = min(workers, max(1, n // MIN_PART))
+        if n <= block and parts == 1:
             return denoise(xt, t)
         eps, x0 = torch.empty_like(xt), torch.empty_like(xt)
-        if pool is None:
+        if parts == 1:
             part(xt, t, eps, x0, 0, n)
             return Prediction(eps=eps, x0=x0)
-        # part boundaries on block multiples, so that every block but the last is whole
-        blocks = -(-n // block)
-        bounds = [min(n, (blocks * k // workers) * block) for k in range(workers + 1)]
+        bounds = [n * k // parts for k in range(parts + 1)]
         with cpu_threads(1):
             others = [pool.submit(part, xt, t, eps, x0, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
             part(xt, t, eps, x0, bounds[0], bounds[1])

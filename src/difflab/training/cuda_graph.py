@@ -28,7 +28,9 @@ from difflab.training.trainer import Trainer
 class CapturedStep:
     """``fn()`` captured in a CUDA graph after ``warmup`` eager calls that ``restore(save())`` undoes.
 
-    ``fn`` must read and write only tensors that outlive this object; its random draws must use ``generators``."""
+    ``fn`` must read and write only tensors that outlive this object; its random draws must use ``generators``.
+    ``capture=False`` goes through the same warm-up and undo, then replays ``fn`` eagerly: on any device, so that
+    tests on a CPU check that the warm-up leaves no trace (everything a step changes must be in ``save``)."""
 
     def __init__(
         self,
@@ -38,24 +40,32 @@ class CapturedStep:
         save: Callable[[], Any],
         restore: Callable[[Any], None],
         warmup: int = 3,
+        capture: bool = True,
     ) -> None:
         state = save()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        if capture:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(warmup):
+                    fn()
+            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.synchronize()
+        else:
             for _ in range(warmup):
                 fn()
-        torch.cuda.current_stream().wait_stream(side)
-        torch.cuda.synchronize()
         restore(state)
-        self.graph = torch.cuda.CUDAGraph()
-        for g in generators:
-            self.graph.register_generator_state(g)
-        with torch.cuda.graph(self.graph):  # records the kernels; nothing runs, the state stays as restored
-            fn()
+        self._run = fn
+        if capture:
+            self.graph = torch.cuda.CUDAGraph()
+            for g in generators:
+                self.graph.register_generator_state(g)
+            with torch.cuda.graph(self.graph):  # records the kernels; nothing runs, the state stays as restored
+                fn()
+            self._run = self.graph.replay
 
     def replay(self) -> None:
-        self.graph.replay()
+        self._run()
 
 
 # --- a Trainer's state, copied out and back in place (pure tensor logic; runs on any device) ------------------
@@ -120,7 +130,8 @@ class GraphedTrainer:
     would have left; call :meth:`sync` before reading its Python-side counters (step count, LR scheduler)."""
 
     def __init__(self, trainer: Trainer, warmup: int = 3, *, capture: bool = True) -> None:
-        """``capture=False`` runs the very step that would be captured, eagerly, on any device (for tests)."""
+        """``capture=False`` runs the very step that would be captured, with its warm-up and undo, eagerly, on any
+        device (for tests)."""
         if capture and trainer.device.type != "cuda":
             raise DifflabError(f"CUDA graphs need a CUDA device; the trainer runs on {trainer.device}")
         self.tr = tr = trainer
@@ -130,10 +141,13 @@ class GraphedTrainer:
             g["capturable"] = g["capturable"] or capture
             if self.lrs is not None:
                 g["lr"] = torch.tensor(float(g["lr"]), dtype=torch.float32, device=tr.device)
-        self.run = self._step
-        if capture:
-            self.run = CapturedStep(self._step, generators=[tr.generator], save=lambda: snapshot(tr),
-                                    restore=lambda s: restore(tr, s), warmup=warmup).replay
+        # the step counter on the device is this object's, so it is saved and restored with the Trainer's state
+        self.run = CapturedStep(self._step, generators=[tr.generator], save=lambda: (snapshot(tr), self.step_t.clone()),
+                                restore=self._restore, warmup=warmup, capture=capture).replay
+
+    def _restore(self, saved: tuple[dict[str, Any], Tensor]) -> None:
+        restore(self.tr, saved[0])
+        self.step_t.copy_(saved[1])
 
     def _step(self) -> None:
         tr = self.tr
