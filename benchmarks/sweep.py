@@ -50,6 +50,11 @@ def sequential(M: int, steps: int, device: str) -> float:
         return time.perf_counter() - start
 
 
+def save_rows(path: Path, rows: list[list]) -> None:
+    keys = ["M", "steps", "sequential_s_per_model", "batched_s_per_model", "speedup", "batched_wall_s"]
+    path.write_text(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
@@ -68,7 +73,8 @@ def main() -> None:
     steps = args.steps or (5000 if gpu else 300)
     rounds = args.rounds or (1 if gpu else 3)
     print(header(f"Seed sweep, the {args.preset} recipe at {steps} steps", device))
-    batched(2, 5, device)  # warm-up (imports, allocator, kernels), excluded
+    batched(2, 5, device)  # warm-ups (imports, allocator, kernels), excluded
+    sequential(1, 5, device)
     start = time.perf_counter()
     rows = []
     seq_per_model = None
@@ -85,12 +91,11 @@ def main() -> None:
         per_b = median(b)
         per_s = seq_per_model if gpu else median(s)
         rows.append([M, steps, per_s, per_b, per_s / per_b, per_b * M])
+        if args.json:  # after every M, so that a run cut short keeps what it measured
+            save_rows(args.json, rows)
     print(table(["M", "steps", "one after another, s/model", "batched, s/model", "speed-up", "batched wall s"], rows))
     note = f"sequential per-model time from {args.seq} runs" if gpu else f"median of {rounds} alternating rounds"
     print(f"\n{note}; {time.perf_counter() - start:.0f} s; {load()}")
-    if args.json:
-        keys = ["M", "steps", "sequential_s_per_model", "batched_s_per_model", "speedup", "batched_wall_s"]
-        args.json.write_text(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=1))
 
 
 if __name__ == "__main__":

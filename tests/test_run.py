@@ -15,7 +15,7 @@ from difflab.cli import app
 from difflab.errors import DifflabError
 from difflab.run import FILES, load_run
 from difflab.sampling.output import check_output_path, check_writable, write_chunks
-from difflab.training.checkpoint import load_weights
+from difflab.training.checkpoint import load_weights, save_weights
 
 RUNNER = CliRunner()
 
@@ -76,6 +76,19 @@ def test_resume_keeps_the_saved_config_and_checks_steps(tmp_path):
     cfg = load_run(run).config
     assert cfg.train.lr == 0.003 and cfg.train.steps == 8 and cfg.data.n == 60  # from the saved config
     assert load_weights(run / FILES["model"])[1]["step"] == 8
+
+
+def test_resuming_a_gpu_checkpoint_on_the_cpu_says_which_device(tmp_path):
+    """A CUDA generator's state (16 bytes) cannot continue a CPU generator: one line naming the device."""
+    run = tmp_path / "run"
+    cli("train", "--preset", "seed", "--n", "60", "--steps", 4, "--out", run, "-q")
+    path = run / FILES["checkpoint"]
+    tensors, meta = load_weights(path)
+    tensors["rng"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA (Philox) generator's state
+    save_weights(path, tensors, meta)
+    r = cli("train", "--out", run, "--resume", "--steps", 6, "--device", "cpu", code=2)
+    assert "random draws come from a cuda generator; resume it with --device cuda" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_extending_a_cosine_schedule_past_its_warmup_warns(tmp_path):

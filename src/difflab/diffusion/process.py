@@ -42,9 +42,12 @@ class GaussianDiffusion:
 
     @staticmethod
     def coef(table: Tensor, t: Tensor | int, like: Tensor) -> Tensor:
-        """``table[t]`` cast to ``like``'s dtype/device, shaped to broadcast over (B, D)."""
+        """``table[t]`` cast to ``like``'s dtype (and device, for a tensor ``t``), shaped to broadcast over (B, D).
+
+        For an integer t the value stays a 0-d tensor on the host: it mixes with tensors on any device as a
+        scalar, without the blocking host-to-device copy per call that moving it would cost a GPU sampler."""
         if isinstance(t, int):
-            return table[t].to(dtype=like.dtype, device=like.device)
+            return table[t].to(dtype=like.dtype)
         return table.to(like.device)[t].to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
     def alpha_bar_ratio(self, t: int, s: int) -> float:

@@ -22,6 +22,7 @@ from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import get_parameterization
 from difflab.diffusion.process import GaussianDiffusion
+from difflab.errors import ConfigError
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.ema import EMA
@@ -223,6 +224,11 @@ class Trainer:
         return out
 
     def load_state_tensors(self, tensors: dict[str, Tensor], step: int) -> None:
+        rng, mine = tensors["rng"], self.generator.get_state()
+        if rng.numel() != mine.numel():  # a CUDA generator's state is 16 bytes (Philox), a CPU one's 5056 (MT19937)
+            other = "cuda" if rng.numel() < mine.numel() else "cpu"
+            raise ConfigError(f"the checkpoint's random draws come from a {other} generator; resume it with "
+                              f"--device {other} (this run is on {self.device.type})")
         self.model.load_state_dict(strip(tensors, "model."))
         if self.ema is not None:
             ema = strip(tensors, "ema.")
