@@ -38,13 +38,6 @@ def _per_member(values: list[float], device: torch.device) -> Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device)
 
 
-def _bc(v: Tensor, k: int) -> Tensor:
-    """A per-member vector (M,) shaped (M, 1, ..., 1) to broadcast over k trailing dims."""
-    return v.view(-1, *([1] * k))
-
-
-
-
 def _check_same_architecture(models: list[torch.nn.Module]) -> None:
     first = models[0]
     shapes = [(n, tuple(p.shape)) for n, p in first.named_parameters()]
@@ -89,11 +82,17 @@ class StackedTrainer:
         _, self.N, self.D = self.x.shape
         self.B = self.N if c0.batch_size is None or c0.batch_size >= self.N else int(c0.batch_size)
         self.T = diffusions[0].T
-        self.params = [torch.stack([p.detach() for p in ps]).to(dev) for ps in zip(*(m.parameters() for m in models))]
-        self.grads = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        n_params = sum(p[0].numel() for p in self.params)
+        # Weights, gradients and Adam's moments each live in one (M, P) buffer; the per-parameter tensors are views
+        # (M, *shape) into it, so the optimizer is a handful of elementwise kernels on (M, P), not a dozen per
+        # parameter (which on a GPU is what a small model's step would wait for).
+        stacked = [torch.stack([p.detach() for p in ps]).to(dev) for ps in zip(*(m.parameters() for m in models))]
+        self._shapes = [tuple(p.shape[1:]) for p in stacked]
+        self._flat = {"params": torch.cat([p.reshape(self.M, -1) for p in stacked], dim=1)}
+        for name in ("grads", "exp_avg", "exp_avg_sq"):
+            self._flat[name] = torch.zeros_like(self._flat["params"])
+        self.params, self.grads, self.exp_avg, self.exp_avg_sq = (
+            self._views(self._flat[k]) for k in ("params", "grads", "exp_avg", "exp_avg_sq"))
+        n_params = self._flat["params"].shape[1]
         self.threads = c0.threads or (default_threads(n_params * self.M, self.B) if dev.type == "cpu" else None)
         self.names = [n for n, _ in models[0].named_parameters()]
         self._setup_compute(models)
@@ -113,7 +112,9 @@ class StackedTrainer:
         self.clip = _per_member([c.grad_clip or float("inf") for c in cfgs], dev) if any(
             c.grad_clip for c in cfgs) else None
         self.ema_keep = _per_member([c.ema for c in cfgs], dev) if c0.ema is not None else None
-        self.ema = [p.clone() for p in self.params] if self.ema_keep is not None else []
+        if self.ema_keep is not None:
+            self._flat["ema"] = self._flat["params"].clone()
+        self.ema = self._views(self._flat["ema"]) if self.ema_keep is not None else []
         self.step_t = torch.zeros(1, dtype=torch.long, device=dev)
         self.loss_log = torch.zeros(self.steps, self.M, **f32)
         self.loss = torch.empty(self.M, **f32)
@@ -145,6 +146,15 @@ class StackedTrainer:
             return F.mse_loss(functional_call(net, (params, buffers), (xt, t)), target)
 
         self._grad_fn = vmap(grad_and_value(loss))
+
+    def _views(self, flat: Tensor) -> list[Tensor]:
+        """The per-parameter views (M, *shape) into one (M, P) buffer, in ``model.parameters()`` order."""
+        views, start = [], 0
+        for shape in self._shapes:
+            size = int(np.prod(shape, dtype=np.int64))
+            views.append(flat[:, start : start + size].view(self.M, *shape))
+            start += size
+        return views
 
     @staticmethod
     def _lr_table(cfgs: list[TrainConfig]) -> Tensor:
@@ -204,27 +214,24 @@ class StackedTrainer:
     @torch.no_grad()
     def apply_update(self) -> None:
         """Per-member gradient clipping, AdamW with decoupled weight decay, EMA; then the step counter."""
+        f = self._flat
+        p, g, m, v = f["params"], f["grads"], f["exp_avg"], f["exp_avg_sq"]  # (M, P) each
         if self.clip is not None:  # torch.nn.utils.clip_grad_norm_ per member
-            sq = sum(g.square().sum(dim=tuple(range(1, g.dim()))) for g in self.grads)
-            coef = (self.clip / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-            for g in self.grads:
-                g.mul_(_bc(coef, g.dim() - 1))
+            coef = (self.clip / (g.square().sum(dim=1).sqrt() + 1e-6)).clamp(max=1.0)
+            g.mul_(coef.unsqueeze(1))
         # Scalars in float64, elementwise work in float32, in the order of torch's fused AdamW kernel.
         lr = torch.index_select(self.lr_table, 0, self.step_t).view(self.M)
         n = (self.step_t + 1).to(torch.float64)
-        step_size = (lr / (1 - self.beta1.pow(n))).float()
-        bc2_sqrt = (1 - self.beta2.pow(n)).sqrt().float()
-        decay = (1 - lr * self.wd).float()
-        b1, c1, b2, c2 = self._adam_consts
-        for p, g, m, v in zip(self.params, self.grads, self.exp_avg, self.exp_avg_sq, strict=True):
-            k = p.dim() - 1  # per-member scalars broadcast over the parameter's own dims
-            p.mul_(_bc(decay, k))
-            m.mul_(_bc(b1, k)).add_(g * _bc(c1, k))
-            v.mul_(_bc(b2, k)).add_(g * g * _bc(c2, k))
-            p.sub_(_bc(step_size, k) * m / (v.sqrt() / _bc(bc2_sqrt, k)).add_(ADAM_EPS))
+        step_size = (lr / (1 - self.beta1.pow(n))).float().unsqueeze(1)
+        bc2_sqrt = (1 - self.beta2.pow(n)).sqrt().float().unsqueeze(1)
+        decay = (1 - lr * self.wd).float().unsqueeze(1)
+        b1, c1, b2, c2 = (c.unsqueeze(1) for c in self._adam_consts)
+        p.mul_(decay)
+        m.mul_(b1).add_(g * c1)
+        v.mul_(b2).add_(g * g * c2)
+        p.sub_(step_size * m / (v.sqrt() / bc2_sqrt).add_(ADAM_EPS))
         if self.ema_keep is not None:
-            for e, p in zip(self.ema, self.params, strict=True):
-                e.lerp_(p, _bc(1 - self.ema_keep, e.dim() - 1))
+            f["ema"].lerp_(p, (1 - self.ema_keep).unsqueeze(1))
         self.loss_log.index_copy_(0, self.step_t, self.loss.unsqueeze(0))
         self.step_t.add_(1)
 
@@ -258,11 +265,11 @@ class StackedTrainer:
 
     def snapshot(self) -> dict[str, list[Tensor]]:
         """Copies of everything a step changes (restore with :meth:`restore`; the CUDA graph's warm-up uses both)."""
-        tensors = [*self.params, *self.exp_avg, *self.exp_avg_sq, *self.ema, self.step_t, self.loss_log]
+        tensors = [*self._flat.values(), self.step_t, self.loss_log]
         return {"tensors": [x.clone() for x in tensors], "rng": [g.get_state() for g in self.generators]}
 
     def restore(self, snap: dict[str, list[Tensor]]) -> None:
-        tensors = [*self.params, *self.exp_avg, *self.exp_avg_sq, *self.ema, self.step_t, self.loss_log]
+        tensors = [*self._flat.values(), self.step_t, self.loss_log]
         for x, saved in zip(tensors, snap["tensors"], strict=True):
             x.copy_(saved)
         for g, state in zip(self.generators, snap["rng"], strict=True):
