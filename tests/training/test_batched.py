@@ -89,12 +89,16 @@ def test_member_step_equals_single_trainer_step(dim: int, name: str, cls: type) 
     torch.testing.assert_close(batched.loss_log[:5], torch.stack(logged), rtol=0, atol=0)  # row = step
 
 
-def test_member_adamw_equals_fused_adamw_exactly_in_order() -> None:
-    """With gradients set by hand (no rounding noise), the stacked AdamW matches torch's fused AdamW closely
-    for every member's own lr, weight decay and betas."""
-    models, diffs, xs, cfgs, params = _members(2)
+@pytest.mark.parametrize("kind", ["fused", "stacked"])
+def test_member_adamw_equals_fused_adamw_exactly_in_order(kind: str) -> None:
+    """With gradients set by hand (no rounding noise), the batched AdamW matches torch's fused AdamW closely
+    for every member's own lr, weight decay and betas: the CPU's grouped fused calls, and the elementwise form a GPU
+    uses (run here on the CPU). Two members share their hyper-parameters, so that one fused call serves both."""
+    models, diffs, xs, cfgs, params = _members(2, M=4)
     cfgs = [c.model_copy(update={"grad_clip": None, "steps": 10}) for c in cfgs]
+    cfgs[3] = cfgs[3].model_copy(update={k: getattr(cfgs[0], k) for k in ("lr", "weight_decay", "adam_betas")})
     batched = BatchedSeedTrainer([copy.deepcopy(m) for m in models], diffs, xs, cfgs, params)
+    batched._adamw = batched._fused_adamw if kind == "fused" else batched._stacked_adamw
     singles = [Trainer(copy.deepcopy(m), d, x, c) for m, d, x, c in zip(models, diffs, xs, cfgs, strict=True)]
     gen = torch.Generator().manual_seed(1)
     for _ in range(10):
@@ -105,9 +109,11 @@ def test_member_adamw_equals_fused_adamw_exactly_in_order() -> None:
         batched.apply_update()
         for tr in singles:
             tr.apply_update()
+    # the same kernel: equal but for the last bit where an element falls in a vector's tail in one layout only
+    tol = 3e-7 if kind == "fused" else 1e-6
     for m, tr in enumerate(singles):
         for k, p in enumerate(tr.model.parameters()):
-            torch.testing.assert_close(batched.params[k][m], p.detach(), rtol=1e-6, atol=1e-7)
+            torch.testing.assert_close(batched.params[k][m], p.detach(), rtol=tol, atol=tol / 10)
 
 
 def test_per_member_clip_and_ema() -> None:

@@ -116,6 +116,8 @@ class StackedTrainer:
             self._flat["ema"] = self._flat["params"].clone()
         self.ema = self._views(self._flat["ema"]) if self.ema_keep is not None else []
         self.step_t = torch.zeros(1, dtype=torch.long, device=dev)
+        self._adam_step = torch.zeros((), dtype=torch.float32, device=dev)  # AdamW's step count for the fused kernel
+        self._adamw = self._fused_adamw if dev.type == "cpu" else self._stacked_adamw
         self.loss_log = torch.zeros(self.steps, self.M, **f32)
         self.loss = torch.empty(self.M, **f32)
         self.rng = rng or ("member" if dev.type == "cpu" else "shared")
@@ -215,10 +217,41 @@ class StackedTrainer:
     def apply_update(self) -> None:
         """Per-member gradient clipping, AdamW with decoupled weight decay, EMA; then the step counter."""
         f = self._flat
-        p, g, m, v = f["params"], f["grads"], f["exp_avg"], f["exp_avg_sq"]  # (M, P) each
+        p, g = f["params"], f["grads"]  # (M, P) each
         if self.clip is not None:  # torch.nn.utils.clip_grad_norm_ per member
             coef = (self.clip / (g.square().sum(dim=1).sqrt() + 1e-6)).clamp(max=1.0)
             g.mul_(coef.unsqueeze(1))
+        self._adamw()
+        if self.ema_keep is not None:
+            f["ema"].lerp_(p, (1 - self.ema_keep).unsqueeze(1))
+        self.loss_log.index_copy_(0, self.step_t, self.loss.unsqueeze(0))
+        self.step_t.add_(1)
+
+    def _fused_adamw(self) -> None:
+        """On the CPU: torch's fused AdamW kernel (the single Trainer's), one call per group of members with equal
+        learning rate, betas and weight decay at this step: one call for a seed sweep. The kernel is one pass over
+        the numbers; the elementwise form below takes ~12 (0.36 against ~0.05 ms per member and step, 2-core EPYC)."""
+        f = self._flat
+        step = int(self.step_t)
+        self._adam_step.fill_(step + 1)
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for m, key in enumerate(zip(self.lr_table[step].tolist(), self.beta1.tolist(), self.beta2.tolist(),
+                                    self.wd.tolist(), strict=True)):
+            groups.setdefault(key, []).append(m)
+        for (lr, beta1, beta2, wd), members in groups.items():
+            rows = [slice(None)] if len(members) == self.M else members
+            torch._fused_adamw_(
+                [f["params"][r] for r in rows], [f["grads"][r] for r in rows], [f["exp_avg"][r] for r in rows],
+                [f["exp_avg_sq"][r] for r in rows], [], [self._adam_step] * len(rows), lr=lr, beta1=beta1,
+                beta2=beta2, weight_decay=wd, eps=ADAM_EPS, amsgrad=False, maximize=False, grad_scale=None,
+                found_inf=None,
+            )
+
+    def _stacked_adamw(self) -> None:
+        """Elsewhere (a GPU): a few elementwise kernels on the (M, P) buffers with per-member constants, which a
+        CUDA graph captures as they are."""
+        f = self._flat
+        p, g, m, v = f["params"], f["grads"], f["exp_avg"], f["exp_avg_sq"]
         # Scalars in float64, elementwise work in float32, in the order of torch's fused AdamW kernel.
         lr = torch.index_select(self.lr_table, 0, self.step_t).view(self.M)
         n = (self.step_t + 1).to(torch.float64)
@@ -230,10 +263,6 @@ class StackedTrainer:
         m.mul_(b1).add_(g * c1)
         v.mul_(b2).add_(g * g * c2)
         p.sub_(step_size * m / (v.sqrt() / bc2_sqrt).add_(ADAM_EPS))
-        if self.ema_keep is not None:
-            f["ema"].lerp_(p, (1 - self.ema_keep).unsqueeze(1))
-        self.loss_log.index_copy_(0, self.step_t, self.loss.unsqueeze(0))
-        self.step_t.add_(1)
 
     def step(self) -> None:
         self.compute_grads(*self.draw())
