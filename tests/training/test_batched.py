@@ -263,3 +263,28 @@ def test_two_lanes_compute_what_one_lane_computes() -> None:
     for p, q in zip(one.params, two.params, strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     torch.testing.assert_close(one.loss_log, two.loss_log, rtol=0, atol=0)
+
+
+def test_one_network_over_all_members_reads_and_writes_the_flat_buffers(dim: int) -> None:
+    """The GPU's layout, run on the CPU: one StackedSeedMLP over all M members' views into the (M, P) buffers
+    (batch stride P) computes each member's loss and gradients as the per-member networks do."""
+    from difflab.models.batched import StackedSeedMLP
+
+    models, diffs, xs, cfgs, params = _members(dim, M=3)
+    tr = BatchedSeedTrainer(models, diffs, xs, cfgs, params)
+    x0, t, eps = tr.draw()
+    tr.compute_grads(x0, t, eps)
+    per_member = [g.clone() for g in tr.grads]
+    loss = tr.loss.clone()
+    for g in tr.grads:
+        g.zero_()
+    net = StackedSeedMLP(tr.params, tr.grads, tr.B)
+    a, s, target = tr.coefficients(x0, t, eps)
+    torch.mul(x0, a, out=net.xt)
+    net.xt.addcmul_(s, eps)
+    net.forward(t)
+    net.backward(target, tr.loss)
+    torch.testing.assert_close(tr.loss, loss, rtol=1e-6, atol=1e-7)
+    for got, want in zip(tr.grads, per_member, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+        assert got.abs().sum() > 0
