@@ -27,25 +27,23 @@ from difflab.config import resolve_config  # noqa: E402
 from difflab.run import train_run  # noqa: E402
 from difflab.training.batched import train_many  # noqa: E402
 
-PRESET = "seed"  # set from --preset
 
-
-def configs(M: int, steps: int, device: str) -> list:
-    return [resolve_config(PRESET, overrides={"train": {"seed": s, "steps": steps, "device": device}})
+def configs(preset: str, M: int, steps: int, device: str) -> list:
+    return [resolve_config(preset, overrides={"train": {"seed": s, "steps": steps, "device": device}})
             for s in range(M)]
 
 
-def batched(M: int, steps: int, device: str) -> float:
+def batched(preset: str, M: int, steps: int, device: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        train_many(configs(M, steps, device), [Path(tmp) / f"m{s}" for s in range(M)])
+        train_many(configs(preset, M, steps, device), [Path(tmp) / f"m{s}" for s in range(M)])
         return time.perf_counter() - start
 
 
-def sequential(M: int, steps: int, device: str) -> float:
+def sequential(preset: str, M: int, steps: int, device: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        for s, cfg in enumerate(configs(M, steps, device)):
+        for s, cfg in enumerate(configs(preset, M, steps, device)):
             train_run(cfg, Path(tmp) / f"s{s}", progress=False)
         return time.perf_counter() - start
 
@@ -65,21 +63,19 @@ def main() -> None:
     ap.add_argument("--preset", default="seed", choices=["seed", "recommended"])
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
-    global PRESET
-    PRESET = args.preset
     device = resolve(args.device)
     gpu = device == "cuda"
     Ms = [int(m) for m in (args.M or ("16,64,256,1024" if gpu else "4,16")).split(",")]
     steps = args.steps or (5000 if gpu else 300)
     rounds = args.rounds or (1 if gpu else 3)
     print(header(f"Seed sweep, the {args.preset} recipe at {steps} steps", device))
-    batched(2, 5, device)  # warm-ups (imports, allocator, kernels), excluded
-    sequential(1, 5, device)
+    batched(args.preset, 2, 5, device)  # warm-ups (imports, allocator, kernels), excluded
+    sequential(args.preset, 1, 5, device)
     start = time.perf_counter()
     rows = []
     seq_per_model = None
     if gpu:
-        seq_per_model = median([sequential(args.seq, steps, device) / args.seq for _ in range(rounds)])
+        seq_per_model = median([sequential(args.preset, args.seq, steps, device) / args.seq for _ in range(rounds)])
     for M in Ms:
         b, s = [], []
         for r in range(rounds):
@@ -87,7 +83,7 @@ def main() -> None:
             for kind, fn in order:
                 if kind == "s" and gpu:
                     continue
-                (b if kind == "b" else s).append(fn(M, steps, device) / M)
+                (b if kind == "b" else s).append(fn(args.preset, M, steps, device) / M)
         per_b = median(b)
         per_s = seq_per_model if gpu else median(s)
         rows.append([M, steps, per_s, per_b, per_s / per_b, per_b * M])

@@ -7,6 +7,7 @@ draws x_T and the sampler's noise chunk after chunk, so a seed gives the same po
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,7 +41,8 @@ def blocked(denoise: DenoiseFn, block: int, workers: int = 1) -> DenoiseFn:
     pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="difflab-block") if workers > 1 else None
 
     def part(xt: Tensor, t: int, eps: Tensor, x0: Tensor, lo: int, hi: int) -> None:
-        size = -(-(hi - lo) // -(-(hi - lo) // block))  # blocks of equal size, at most `block` rows
+        rows = hi - lo
+        size = math.ceil(rows / math.ceil(rows / block))  # blocks of equal size, at most `block` rows
         with torch.no_grad():  # grad mode is per thread
             for i in range(lo, hi, size):
                 j = min(i + size, hi)

@@ -118,6 +118,8 @@ class StackedTrainer:
         self.step_t = torch.zeros(1, dtype=torch.long, device=dev)
         self._adam_step = torch.zeros((), dtype=torch.float32, device=dev)  # AdamW's step count for the fused kernel
         self._adamw = self._fused_adamw if dev.type == "cpu" else self._stacked_adamw
+        # (beta1, beta2, weight decay) per member, as Python floats once: the fused kernel takes scalars
+        self._fixed_hparams = list(zip(self.beta1.tolist(), self.beta2.tolist(), self.wd.tolist(), strict=True))
         self.loss_log = torch.zeros(self.steps, self.M, **f32)
         self.loss = torch.empty(self.M, **f32)
         self.rng = rng or ("member" if dev.type == "cpu" else "shared")
@@ -235,9 +237,8 @@ class StackedTrainer:
         step = int(self.step_t)
         self._adam_step.fill_(step + 1)
         groups: dict[tuple[float, ...], list[int]] = {}
-        for m, key in enumerate(zip(self.lr_table[step].tolist(), self.beta1.tolist(), self.beta2.tolist(),
-                                    self.wd.tolist(), strict=True)):
-            groups.setdefault(key, []).append(m)
+        for m, (lr, fixed) in enumerate(zip(self.lr_table[step].tolist(), self._fixed_hparams, strict=True)):
+            groups.setdefault((lr, *fixed), []).append(m)
         for (lr, beta1, beta2, wd), members in groups.items():
             rows = [slice(None)] if len(members) == self.M else members
             torch._fused_adamw_(
