@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import header, load, median, table  # noqa: E402
 from difflab.config import resolve_config  # noqa: E402
 from difflab.evaluation import evaluate_samples  # noqa: E402
-from difflab.run import train_run  # noqa: E402
+from difflab.pipeline import train_run  # noqa: E402
 from difflab.sample import sample_run  # noqa: E402
 
 

@@ -24,8 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import header, load, median, resolve, table  # noqa: E402
 from difflab.config import resolve_config  # noqa: E402
-from difflab.run import train_run  # noqa: E402
-from difflab.training.batched import train_many  # noqa: E402
+from difflab.pipeline import (
+    train_many,  # noqa: E402
+    train_run,  # noqa: E402
+)
 
 
 def configs(preset: str, M: int, steps: int, device: str) -> list:

@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import alternate, header, load, median, resolve, sync, table  # noqa: E402
 from difflab.compute import cpu_threads  # noqa: E402
 from difflab.config import resolve_config  # noqa: E402
+from difflab.data.prepare import prepare_data  # noqa: E402
 from difflab.models import build_model  # noqa: E402
-from difflab.run import build_diffusion, prepare_data  # noqa: E402
+from difflab.rundir import build_diffusion  # noqa: E402
 from difflab.training.trainer import Trainer  # noqa: E402
 
 
@@ -86,7 +87,7 @@ class TutorialLoop:
 # --- difflab ------------------------------------------------------------------------------------------------
 def difflab_trainer(device: str, *, fused: bool = True, steps: int = 5000) -> Trainer:
     cfg = resolve_config("seed", overrides={"train": {"device": device, "steps": steps}})
-    data = prepare_data(cfg)
+    data = prepare_data(cfg.data)
     torch.manual_seed(0)
     model = build_model("seed", 2, cfg.diffusion.T)
     return Trainer(model, build_diffusion(cfg), data.scaled, cfg.train, fused=fused)
@@ -156,7 +157,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     device = resolve(args.device)
-    X = prepare_data(resolve_config("seed")).scaled
+    X = prepare_data(resolve_config("seed").data).scaled
     n = args.steps or (500 if device == "cuda" else 100)
     print(header("Training step, the tutorial's recipe", device))
     if device == "cpu":

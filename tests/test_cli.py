@@ -17,7 +17,7 @@ import difflab.cli
 from difflab.cli import app
 from difflab.config import RunConfig, resolve_config
 from difflab.errors import DifflabError
-from difflab.run import FILES, load_run
+from difflab.rundir import FILES, load_run
 
 RUNNER = CliRunner()
 PNG, GIF = b"\x89PNG\r\n\x1a\n", b"GIF8"
@@ -162,7 +162,7 @@ def test_datasets_lists_the_toys():
 
 
 def test_train_with_only_data_uses_the_recommended_recipe(monkeypatch, tmp_path):
-    import difflab.run
+    import difflab.pipeline
 
     seen = {}
 
@@ -170,7 +170,7 @@ def test_train_with_only_data_uses_the_recommended_recipe(monkeypatch, tmp_path)
         seen["cfg"] = cfg
         raise DifflabError("stop here")
 
-    monkeypatch.setattr(difflab.run, "train_run", fake_train_run)
+    monkeypatch.setattr(difflab.pipeline, "train_run", fake_train_run)
     cli("train", "--data", "moons", "--out", tmp_path / "r", code=2)
     assert seen["cfg"] == resolve_config("recommended", overrides={"data": {"source": "moons"}})
     cli("train", "--preset", "seed", "--out", tmp_path / "r", code=2)

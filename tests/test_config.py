@@ -43,13 +43,14 @@ def test_seed_preset_builds_the_tutorials_schedule_and_data():
     """β_t = linspace(0, 0.99, T+1)^4 (the tutorial's numbers table) and 1000 noiseless moons points."""
     from sklearn.datasets import make_moons
 
-    from difflab.run import build_diffusion, prepare_data
+    from difflab.data.prepare import prepare_data
+    from difflab.rundir import build_diffusion
 
     cfg = resolve_config("seed")
     betas = build_diffusion(cfg).schedule.betas
     np.testing.assert_allclose(betas, (0.99 * np.arange(11) / 10) ** 4, rtol=1e-12)
     np.testing.assert_allclose(betas[[1, 5, 10]], [1e-4, 0.0600, 0.9606], atol=5e-5)
-    data = prepare_data(cfg)
+    data = prepare_data(cfg.data)
     assert data.train.shape == (1000, 2) and data.heldout is None
     # noise=None: every point lies exactly on one of the two unit half circles
     x, y = data.train.T

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from difflab.cli import app
 from difflab.errors import DifflabError
-from difflab.run import FILES, load_run
+from difflab.rundir import FILES, load_run
 from difflab.sampling.output import check_output_path, check_writable, write_chunks
-from difflab.training.checkpoint import load_weights, save_weights
+from difflab.weights import load_weights, save_weights
 
 RUNNER = CliRunner()
 

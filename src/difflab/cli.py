@@ -195,13 +195,13 @@ def train(
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device},
     }
-    saved = out / "config.json"  # difflab.run.FILES["config"]; that module is too heavy to import this early
+    saved = out / "config.json"  # difflab.rundir.FILES["config"]; that module is too heavy to import this early
     if resume and config is None and preset is None and saved.is_file():
         cfg = merge_config(load_saved_config(read_json(saved), str(saved)), overrides, labels=TRAIN_LABELS)
     else:
         cfg = resolve_config(preset, config, overrides, labels=TRAIN_LABELS)
 
-    from difflab.run import train_run
+    from difflab.pipeline import train_run
 
     run = train_run(cfg, out, resume=resume, progress=not quiet)
     typer.echo(f"trained {cfg.model.name} on {cfg.data.source} ({run.train.shape[0]} rows, D={run.dim}) "

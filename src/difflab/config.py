@@ -2,7 +2,7 @@
 
 A run's resolved config is saved as ``config.json`` in its run directory; :func:`load_saved_config` reads it back.
 Sections mirror the data path: data → diffusion → model → train → sample. Names that live in registries (schedule,
-model, sampler) are checked where those registries are, when the run is built (``difflab.run.check_names``), so
+model, sampler) are checked where those registries are, when the run is built (``difflab.rundir.check_names``), so
 that this module stays import-light.
 """
 

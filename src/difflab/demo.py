@@ -11,7 +11,8 @@ from difflab.config import resolve_config
 from difflab.errors import DifflabError
 from difflab.evaluation import evaluate_samples
 from difflab.figures import make_figures
-from difflab.run import FILES, load_run, train_run
+from difflab.pipeline import train_run
+from difflab.rundir import FILES, load_run
 from difflab.sample import sample_run
 from difflab.sampling.output import check_writable, write_array
 

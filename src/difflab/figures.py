@@ -11,7 +11,7 @@ import numpy as np
 from difflab import viz
 from difflab.diffusion.schedules import SCHEDULES, make_schedule
 from difflab.errors import ConfigError, RunDirError
-from difflab.run import FILES, Run, load_run
+from difflab.rundir import FILES, Run, load_run
 from difflab.sample import eps_fn, sample_run
 from difflab.sampling.output import check_writable
 

@@ -15,7 +15,7 @@ from difflab.compute import cpu_threads, default_threads
 from difflab.config import SampleConfig, merge_config
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
-from difflab.run import Run, load_run
+from difflab.rundir import Run, load_run
 from difflab.sampling import SAMPLERS, make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate, generate_chunks
 from difflab.sampling.output import check_output_path, write_array, write_chunks

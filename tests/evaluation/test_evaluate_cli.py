@@ -14,7 +14,7 @@ from difflab.cli import app
 from difflab.compute import cpu_threads
 from difflab.config import resolve_config
 from difflab.data import get_dataset
-from difflab.run import train_run
+from difflab.pipeline import train_run
 
 runner = CliRunner()
 

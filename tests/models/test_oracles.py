@@ -18,7 +18,8 @@ from difflab.evaluation import evaluate_samples, nearest_neighbour_ratio
 from difflab.models import MODELS, build_model
 from difflab.models import oracles as oracles_module
 from difflab.models.oracles import EmpiricalOracle, MixtureOracle
-from difflab.run import FILES, load_run, train_run
+from difflab.pipeline import train_run
+from difflab.rundir import FILES, load_run
 from difflab.sample import sample_run
 from difflab.sampling.api import generate
 
@@ -132,9 +133,10 @@ def test_mixture_in_scaled_space_is_the_pushed_forward_density() -> None:
     variables), checked with log_prob on both sides."""
     toy = get_dataset("8gaussians")
     run_cfg = resolve_config(overrides={"model": {"name": "oracle"}, "data": {"source": "8gaussians", "n": 500}})
-    from difflab.run import build_diffusion, prepare_data
+    from difflab.data.prepare import prepare_data
+    from difflab.rundir import build_diffusion
 
-    data = prepare_data(run_cfg)
+    data = prepare_data(run_cfg.data)
     oracle = MixtureOracle.from_data(data, build_diffusion(run_cfg))
     scaled = GaussianMixture(oracle.weights.numpy(), oracle.means.numpy(), oracle.covs.numpy())
     x = toy.iid(100, 0)

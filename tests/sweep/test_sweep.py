@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 import shutil
 import statistics
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pandas as pd
 import pytest
 
 from difflab.errors import ConfigError
-from difflab.sweep import apply_changes, expand, load_grid, report, run_sweep, runner
+from difflab.sweep import apply_changes, expand, load_grid, redraw, report, run_sweep, runner
 from difflab.sweep import page as page_mod
 
 TINY = """
@@ -229,8 +227,9 @@ def test_diverged_samples_are_infinite_not_dropped(tmp_path: Path, monkeypatch: 
 
 
 def test_batched_training_is_used_for_compatible_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Against a stand-in for difflab.training.batched: one train_many call per batch key with ≥ 2 cells."""
-    from difflab.run import train_run
+    """Against stand-ins for difflab.pipeline's batching: one train_many call per batch key with ≥ 2 cells."""
+    from difflab import pipeline
+    from difflab.pipeline import train_run
 
     calls: list[int] = []
 
@@ -238,10 +237,9 @@ def test_batched_training_is_used_for_compatible_cells(tmp_path: Path, monkeypat
         calls.append(len(cfgs))
         return [train_run(c, d, progress=progress) for c, d in zip(cfgs, out_dirs)]
 
-    fake = types.ModuleType("difflab.training.batched")
-    fake.sweep_key = lambda cfg: ("T", cfg.diffusion.T) if cfg.data.scaler == "minmax" else None
-    fake.train_many = train_many
-    monkeypatch.setitem(sys.modules, "difflab.training.batched", fake)
+    monkeypatch.setattr(pipeline, "sweep_key", lambda cfg: ("T", cfg.diffusion.T) if cfg.data.scaler == "minmax"
+                        else None)
+    monkeypatch.setattr(pipeline, "train_many", train_many)
     summary = run_sweep(load_grid(write(tmp_path, TINY)), tmp_path / "out", workers=1, echo=quiet, echo_err=quiet)
     assert summary.ok == 8 and sorted(calls) == [2, 2]  # minmax cells: one group per T, of 2 seeds each
     df = pd.read_csv(tmp_path / "out" / "results.csv")
@@ -252,8 +250,7 @@ def test_batched_training_is_used_for_compatible_cells(tmp_path: Path, monkeypat
 def test_real_batched_training_matches_training_one_by_one(
     tiny_sweep: tuple[Path, Path, runner.SweepSummary], tmp_path: Path
 ) -> None:
-    """With difflab.training.batched installed, the seed model's cells train together and give the same numbers."""
-    pytest.importorskip("difflab.training.batched")
+    """The seed model's cells train together and give the same numbers as when trained one by one."""
     grid, out, _ = tiny_sweep
     summary = run_sweep(load_grid(grid), tmp_path / "out", workers=1, batch=True, echo=quiet, echo_err=quiet)
     assert summary.ok == 8
@@ -265,9 +262,9 @@ def test_real_batched_training_matches_training_one_by_one(
 
 
 def test_plan_tasks_splits_groups_so_every_worker_has_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = types.ModuleType("difflab.training.batched")
-    fake.sweep_key = lambda cfg: "all"
-    monkeypatch.setitem(sys.modules, "difflab.training.batched", fake)
+    from difflab import pipeline
+
+    monkeypatch.setattr(pipeline, "sweep_key", lambda cfg: "all")
     cells = expand(apply_changes(load_grid(write(tmp_path, TINY)), [], seeds=[0, 1, 2]))
     jobs = [runner.Job(c.id, "x", c.config.model_dump(mode="json"), c.values, c.seed, {}, True) for c in cells]
     tasks = runner.plan_tasks(jobs, batch=True, workers=3)
@@ -333,5 +330,5 @@ def test_page_has_pivots_figures_and_keeps_notes(tiny_sweep: tuple[Path, Path, r
     page.write_text(text.replace("_No notes yet._", "Hand-written conclusion."))
     page_mod.write_page(copy, page)
     assert "Hand-written conclusion." in page.read_text() and "_No notes yet._" not in page.read_text()
-    assert report.main([str(copy), "--page", str(page)]) == 0
-    assert report.main([str(tmp_path / "nowhere")]) == 2
+    assert redraw.main([str(copy), "--page", str(page)]) == 0
+    assert redraw.main([str(tmp_path / "nowhere")]) == 2

@@ -13,8 +13,9 @@ from difflab.compute import cpu_threads
 from difflab.config import TrainConfig, resolve_config
 from difflab.errors import ConfigError
 from difflab.models import build_model
-from difflab.run import FILES, load_run, train_run
-from difflab.training.batched import BatchedSeedTrainer, batch_key, make_trainer, sweep_key, train_many
+from difflab.pipeline import batch_key, sweep_key, train_many, train_run
+from difflab.rundir import FILES, load_run
+from difflab.training.batched import BatchedSeedTrainer, make_trainer
 from difflab.training.stacked import StackedTrainer
 from difflab.training.trainer import Trainer
 from helpers import diffusion as make_diffusion

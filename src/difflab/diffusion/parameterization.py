@@ -67,6 +67,14 @@ def get_parameterization(name: str) -> Parameterization:
     return PARAMETERIZATIONS[name]
 
 
+def target_tables(d: GaussianDiffusion, parameterization: str) -> tuple[Tensor, Tensor]:
+    """(c_ε, c_x0), float64 (T+1,): the training target is c_ε[t] ε + c_x0[t] x_0 (v: Salimans & Ho 2022)."""
+    get_parameterization(parameterization)  # a one-line ConfigError for unknown names
+    one, zero = torch.ones(d.T + 1, dtype=torch.float64), torch.zeros(d.T + 1, dtype=torch.float64)
+    tables = {"eps": (one, zero), "x0": (zero, one), "v": (d.sqrt_alpha_bars, -d.sqrt_one_minus_alpha_bars)}
+    return tables[parameterization]
+
+
 class DenoiseFn(Protocol):
     def __call__(self, xt: Tensor, t: int) -> Prediction: ...
 

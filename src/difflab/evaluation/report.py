@@ -92,7 +92,7 @@ def evaluate_run(
     The truth is ``reference`` if given, else the run's toy (i.i.d. sampler) or its held-out rows. ``with_elbo``
     adds the ELBO of up to n held-out points and, for a Gaussian-mixture toy, their true NLL.
     """
-    from difflab.run import load_run
+    from difflab.rundir import load_run
     from difflab.sample import sample_run, sampling_kwargs
 
     _check_counts(n, repeats)

@@ -20,18 +20,17 @@ training it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from difflab.data import DATASETS
+from difflab.data.prepare import PreparedData
 from difflab.diffusion.parameterization import Prediction
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from difflab.run import PreparedData
 
 # Elements of the (rows, components·D) or (rows, points) work arrays computed at once: 2²² float64 = 32 MiB, so
 # 10⁴ training points against 10⁵ queries run in chunks of ~400 queries.
@@ -145,8 +144,6 @@ class MixtureOracle(Oracle):
         """The toy's mixture moved into the scaled space: μ → a ⊙ μ + b, Σ → diag(a) Σ diag(a)."""
         mixture = data.toy.mixture if data.toy is not None else None
         if mixture is None:
-            from difflab.data import DATASETS
-
             known = ", ".join(name for name, toy in DATASETS.items() if toy.mixture is not None)
             what = f"dataset {data.toy.name!r}" if data.toy is not None else "data from a file"
             raise ConfigError(f"model 'oracle' needs a Gaussian-mixture toy ({known}); {what} has no known "

@@ -18,7 +18,7 @@ A grid file looks like a run config (``preset`` and the sections ``data``, ``dif
 
 ``[[grid]]`` (an array of tables) gives several products whose union is swept, e.g. trained models over one set
 of axes and an oracle over another. Cells that resolve to the same config are run once. An optional ``[report]``
-table describes the Markdown page written by :mod:`difflab.sweep.report`.
+table describes the Markdown page written by :mod:`difflab.sweep.page`.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def apply_changes(spec: GridSpec, assignments: list[str], seeds: list[int] | Non
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
-def _short_names(keys: list[str]) -> dict[str, str]:
+def short_names(keys: list[str]) -> dict[str, str]:
     """The last part of each dotted key, or the whole key where two keys (or the seed) would share it."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
     taken = [*last, "seed"]
@@ -290,7 +290,7 @@ def cell_id(values: dict[str, Any], seed: int, names: dict[str, str]) -> str:
 
 def _check_buildable(cfg: RunConfig, where: str) -> None:
     """Catch names the config accepts as free strings (schedule, model, sampler) before any cell starts."""
-    from difflab.run import check_names
+    from difflab.rundir import check_names
 
     try:
         check_names(cfg)
@@ -300,7 +300,7 @@ def _check_buildable(cfg: RunConfig, where: str) -> None:
 
 def expand(spec: GridSpec) -> list[Cell]:
     """All cells: each product of axes × seeds, resolved and checked; duplicates (same config) dropped."""
-    names = _short_names(spec.keys)
+    names = short_names(spec.keys)
     cells: list[Cell] = []
     seen: set[str] = set()
     for axes, own_seeds in zip(spec.axes, spec.grid_seeds, strict=True):

@@ -4,19 +4,14 @@
 ``elbo`` and ``elbo_stderr`` (nats/dim, when asked), ``train_seconds``, ``sample_seconds``, ``eval_seconds`` and
 ``batched`` (cells trained together with it). ``results.md`` has one row per combination of the varied keys with
 mean ± sd over the seeds (sample standard deviation, ddof = 1), and ``results.png`` shows each metric's ratio per
-combination. Everything is rebuilt from the cells' files, so it can be redrawn at any time::
-
-    python -m difflab.sweep.report DIR [--page docs/insights.md]
-
-``--page`` also writes a Markdown page from the grid's ``[report]`` table (:mod:`difflab.sweep.page`).
+combination. Everything is rebuilt from the cells' files, so it can be redrawn at any time with
+``python -m difflab.sweep.redraw DIR`` (:mod:`difflab.sweep.redraw`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +20,13 @@ import pandas as pd
 
 from difflab.errors import DifflabError
 from difflab.io import atomic_open, read_json
+from difflab.sweep.grid import short_names
 
 RATIO_NOTE = "ratio = metric / noise floor (the same metric between two independent true samples); 1 = at the floor"
 DONE_STATES = ("ok", "diverged")
 
 
 # --- loading and aggregating ---------------------------------------------------------------------------------------
-
-
-def short_names(keys: list[str]) -> dict[str, str]:
-    """Column headers: the last part of each dotted key unless two keys share it."""
-    from difflab.sweep.grid import _short_names
-
-    return _short_names(keys)
 
 
 def _cell(v: Any) -> Any:
@@ -232,24 +221,3 @@ def write_results(out: str | Path) -> None:
     _, df = load_results(out)
     if df["status"].str.split(":").str[0].isin(DONE_STATES).any():
         write_figure(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m difflab.sweep.report", description=__doc__.split("\n")[0])
-    parser.add_argument("out", type=Path, help="a sweep directory")
-    parser.add_argument("--page", type=Path, help="also write this Markdown page from the grid's [report] table")
-    args = parser.parse_args(argv)
-    try:
-        write_results(args.out)
-        if args.page:
-            from difflab.sweep.page import write_page
-
-            print(write_page(args.out, args.page))
-    except DifflabError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,13 +3,13 @@
 Layout of a sweep directory::
 
     sweep.json              the grid as run: spec, command-line changes, the cells
-    cells/<cell id>/        a run directory (see difflab.run), plus
+    cells/<cell id>/        a run directory (see difflab.rundir), plus
         result.json         metrics, ELBO, timings; written last and atomically: the cell is done when it exists
         failed.json         the one-line error of the last failed attempt (removed when the cell succeeds)
     results.csv, results.md, results.png      tables and figure (difflab.sweep.report)
 
 A cell without ``result.json`` starts over from scratch. A done cell whose evaluation settings changed is only
-re-evaluated (its model is loaded, not retrained). Cells that ``difflab.training.batched`` can train together
+re-evaluated (its model is loaded, not retrained). Cells that ``difflab.pipeline.train_many`` can train together
 (same ``sweep_key``) go to one worker as one ``train_many`` call when that module is installed.
 """
 
@@ -141,7 +141,7 @@ def _start_over(path: Path) -> None:
 
 def _train(job: Job) -> Any:
     from difflab.config import load_saved_config
-    from difflab.run import train_run
+    from difflab.pipeline import train_run
 
     _start_over(Path(job.path))
     return train_run(load_saved_config(job.config, job.id), job.path, progress=False)
@@ -150,7 +150,7 @@ def _train(job: Job) -> Any:
 def _finish(job: Job, trained: Any, batched: int, notes: list[str]) -> dict[str, Any]:
     """Train (unless given), evaluate, write result.json last; on any error write failed.json instead.
     ``notes``: warnings already raised for this cell (while its group trained)."""
-    from difflab.run import load_run
+    from difflab.rundir import load_run
 
     path = Path(job.path)
     with warnings.catch_warnings(record=True) as caught:
@@ -182,15 +182,15 @@ def run_task(jobs: list[Job], use_batch: bool) -> list[dict[str, Any]]:
     todo = [j for j in jobs if j.train]
     together = use_batch and len(todo) >= 2
     if together:
+        from difflab import pipeline
         from difflab.config import load_saved_config
-        from difflab.training.batched import train_many
 
         for j in todo:
             _start_over(Path(j.path))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                runs = train_many([load_saved_config(j.config, j.id) for j in todo], [Path(j.path) for j in todo],
+                runs = pipeline.train_many([load_saved_config(j.config, j.id) for j in todo], [Path(j.path) for j in todo],
                                   progress=False)
                 trained = {j.id: r for j, r in zip(todo, runs, strict=True)}
             except Exception as e:  # the whole group failed to train; each of its cells says so
@@ -243,24 +243,20 @@ def plan_jobs(cells: list[Cell], out: Path, evaluate: dict[str, Any]) -> tuple[l
     return jobs, done
 
 
-def _batch_key_fn() -> Callable[[Any], Hashable | None] | None:
-    try:
-        from difflab.training.batched import sweep_key
-    except ModuleNotFoundError as e:
-        if e.name not in ("difflab.training.batched", "difflab.training"):
-            raise
-        return None
-    return sweep_key
+def _batch_key_fn() -> Callable[[Any], Hashable | None]:
+    from difflab import pipeline  # torch and the trainers: imported when a sweep plans its tasks, not for --help
+
+    return pipeline.sweep_key
 
 
 def plan_tasks(jobs: list[Job], *, batch: bool, workers: int) -> list[tuple[list[Job], bool]]:
     """Tasks for the pool: groups of ≥ 2 cells with the same batch key (split so every worker gets work), else
-    single cells. Without ``difflab.training.batched`` (or with ``batch`` False) every cell is its own task."""
-    key_fn = _batch_key_fn() if batch else None
-    if key_fn is None:
+    single cells. With ``batch`` False every cell is its own task."""
+    if not batch:
         return [([j], False) for j in jobs]
     from difflab.config import load_saved_config
 
+    key_fn = _batch_key_fn()
     groups: dict[Hashable, list[Job]] = {}
     singles: list[Job] = []
     for j in jobs:
@@ -304,7 +300,7 @@ def run_sweep(
 
     Args:
         workers: worker processes (default ``os.cpu_count()``); 1 runs the cells in this process.
-        batch: train compatible cells together when ``difflab.training.batched`` is installed.
+        batch: train compatible cells together when ``difflab.pipeline`` can.
         echo, echo_err: where progress lines and failure lines go.
     """
     from difflab.sweep import report

@@ -15,14 +15,33 @@ undone (:func:`snapshot` / :func:`restore`), so the graphed run computes the sam
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from difflab.errors import DifflabError
 from difflab.training.optim import lr_lambda
-from difflab.training.trainer import Trainer
+
+GRAPH_MIN_STEPS = 10  # fewer remaining steps than this run eagerly: a capture costs about as much
+
+
+class GraphableTrainer(Protocol):
+    """What a graphed run needs of :class:`difflab.training.trainer.Trainer` (which imports this module)."""
+
+    cfg: Any
+    device: torch.device
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    ema: Any
+    generator: torch.Generator
+    loss_log: Tensor
+    step_count: int
+
+    def compute_grads(self) -> Tensor: ...
+
+    def apply_update(self, *, schedule: bool = True) -> None: ...
 
 
 class CapturedStep:
@@ -69,7 +88,7 @@ class CapturedStep:
 
 
 # --- a Trainer's state, copied out and back in place (pure tensor logic; runs on any device) ------------------
-def snapshot(tr: Trainer) -> dict[str, Any]:
+def snapshot(tr: GraphableTrainer) -> dict[str, Any]:
     """Copies of everything a Trainer's step changes: weights, optimizer state, EMA, RNG, loss log, counters."""
     return {
         "model": [v.clone() for v in tr.model.state_dict().values()],
@@ -83,7 +102,7 @@ def snapshot(tr: Trainer) -> dict[str, Any]:
     }
 
 
-def restore(tr: Trainer, snap: dict[str, Any]) -> None:
+def restore(tr: GraphableTrainer, snap: dict[str, Any]) -> None:
     """Put ``snap`` back into the same tensors (a captured graph keeps pointing at them). Optimizer state created
     after the snapshot is zeroed, which is the state a fresh AdamW creates at its first step."""
     with torch.no_grad():
@@ -114,7 +133,7 @@ def _set_lr(group: dict[str, Any], lr: float | Tensor) -> None:
         group["lr"] = float(lr)
 
 
-def lr_table(tr: Trainer) -> Tensor | None:
+def lr_table(tr: GraphableTrainer) -> Tensor | None:
     """Learning rate of every step (steps,) on the device, or None for a constant rate (kept as a plain float)."""
     cfg = tr.cfg
     if cfg.lr_schedule == "constant" and not cfg.warmup:
@@ -129,7 +148,7 @@ class GraphedTrainer:
     After ``replay()`` the Trainer's weights, optimizer, EMA, RNG and ``loss_log`` are what ``trainer.step()``
     would have left; call :meth:`sync` before reading its Python-side counters (step count, LR scheduler)."""
 
-    def __init__(self, trainer: Trainer, warmup: int = 3, *, capture: bool = True) -> None:
+    def __init__(self, trainer: GraphableTrainer, warmup: int = 3, *, capture: bool = True) -> None:
         """``capture=False`` runs the very step that would be captured, with its warm-up and undo, eagerly, on any
         device (for tests)."""
         if capture and trainer.device.type != "cuda":

@@ -26,10 +26,11 @@ from torch.nn import functional as F
 
 from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import TrainConfig
+from difflab.diffusion.parameterization import target_tables
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError
+from difflab.training.cuda_graph import GRAPH_MIN_STEPS, CapturedStep
 from difflab.training.optim import lr_lambda
-from difflab.training.trainer import GRAPH_MIN_STEPS, target_tables
 
 ADAM_EPS = 1e-8  # torch.optim.AdamW's default, which the Trainer uses
 
@@ -281,8 +282,6 @@ class StackedTrainer:
         if graph is None:
             graph = self.device.type == "cuda" and self.cfgs[0].cuda_graph and remaining >= GRAPH_MIN_STEPS
         if graph and remaining:
-            from difflab.training.cuda_graph import CapturedStep
-
             step = CapturedStep(self.step, generators=self.generators, save=self.snapshot, restore=self.restore,
                                 warmup=min(3, remaining)).replay
         with cpu_threads(self.threads):

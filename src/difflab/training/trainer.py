@@ -20,23 +20,14 @@ from torch.nn import functional as F
 
 from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import TrainConfig
-from difflab.diffusion.parameterization import get_parameterization
+from difflab.diffusion.parameterization import get_parameterization, target_tables
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
+from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer
 from difflab.training.ema import EMA
 from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
-
-GRAPH_MIN_STEPS = 10  # fewer remaining steps than this run eagerly: a capture costs about as much
-
-
-def target_tables(d: GaussianDiffusion, parameterization: str) -> tuple[Tensor, Tensor]:
-    """(c_ε, c_x0), float64 (T+1,): the training target is c_ε[t] ε + c_x0[t] x_0 (v: Salimans & Ho 2022)."""
-    get_parameterization(parameterization)  # a one-line ConfigError for unknown names
-    one, zero = torch.ones(d.T + 1, dtype=torch.float64), torch.zeros(d.T + 1, dtype=torch.float64)
-    tables = {"eps": (one, zero), "x0": (zero, one), "v": (d.sqrt_alpha_bars, -d.sqrt_one_minus_alpha_bars)}
-    return tables[parameterization]
 
 
 class Trainer:
@@ -200,14 +191,12 @@ class Trainer:
             on_checkpoint(self)
         return seconds
 
-    def _graphed(self):  # noqa: ANN202 - GraphedTrainer | None, imported lazily (it imports this module)
+    def _graphed(self) -> GraphedTrainer | None:
         """The CUDA-graph runner of this trainer's step: on CUDA unless the config turns it off, and only for
         enough remaining steps to repay the capture."""
         remaining = self.cfg.steps - self.step_count
         if self.device.type != "cuda" or not self.cfg.cuda_graph or remaining < GRAPH_MIN_STEPS:
             return None
-        from difflab.training.cuda_graph import GraphedTrainer
-
         return GraphedTrainer(self, warmup=min(3, remaining))
 
     def losses(self) -> list[float]:

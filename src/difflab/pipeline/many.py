@@ -1,0 +1,97 @@
+"""Many runs trained as one batched computation (:mod:`difflab.training.batched`, :mod:`difflab.training.stacked`),
+each written to its own run directory exactly as :func:`difflab.pipeline.train_run` writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from pathlib import Path
+
+import torch
+
+from difflab.config import RunConfig
+from difflab.data.prepare import prepare_data
+from difflab.errors import ConfigError, DataError
+from difflab.models import build_model
+from difflab.models.oracles import ORACLES
+from difflab.pipeline.single import initial_model
+from difflab.rundir import (
+    FILES,
+    Run,
+    arch_meta,
+    build_diffusion,
+    check_names,
+    check_out,
+    write_loss,
+    write_run_files,
+)
+from difflab.training.batched import make_trainer
+from difflab.weights import save_weights
+
+
+def batch_key(cfg: RunConfig) -> Hashable | None:
+    """A key equal for configs that :func:`train_many` can train together; None for models that are not trained
+    (the oracles). Conservative: configs with different keys might still fit together (e.g. two toys of equal
+    size)."""
+    d, t = cfg.data, cfg.train
+    if cfg.model.name in ORACLES:
+        return None
+    data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
+    model = (cfg.model.name, tuple(sorted((k, repr(v)) for k, v in cfg.model.options.items())))
+    return (model, cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.cuda_graph, t.ema is None, data)
+
+
+def sweep_key(cfg: RunConfig) -> Hashable | None:
+    """:func:`batch_key` where batching pays, which is what ``difflab sweep`` groups by; else None.
+
+    It pays for the tutorial's network everywhere (its hand-written step) and for other networks on a GPU. On a
+    CPU torch.func's batched step (vmapped matrix products, a decomposed LayerNorm backward) ran slower than runs in
+    turn below ~16 members (benchmarks/RESULTS.md), so there those cells run in parallel processes instead."""
+    t = cfg.train
+    on_cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+    return None if cfg.model.name != "seed" and on_cpu else batch_key(cfg)
+
+
+def train_many(
+    cfgs: list[RunConfig], out_dirs: list[Path], *, progress: bool = False, checkpoint: bool = True
+) -> list[Run]:
+    """Train ``cfgs`` (all with one :func:`batch_key`) together and write each run directory as ``train_run`` does
+    (config.json, data.json, schedule.json, train.npy, model.safetensors, loss.csv, and checkpoint.safetensors
+    unless ``checkpoint`` is False). Returns the runs; each run's ``seconds`` is its share (wall seconds / M)."""
+    outs = [Path(o) for o in out_dirs]
+    if not cfgs or len(cfgs) != len(outs):
+        raise ConfigError(f"train_many: got {len(cfgs)} configs and {len(outs)} output folders; give one each")
+    if len({o.resolve() for o in outs}) != len(outs):
+        raise ConfigError("train_many: two members share an output folder")
+    keys = [batch_key(c) for c in cfgs]
+    if keys[0] is None or any(k != keys[0] for k in keys):
+        raise ConfigError("train_many: the configs cannot be trained together (they need one trained model with the "
+                          "same options, T, steps, batch size, device, EMA on/off and data shape)")
+    for c, o in zip(cfgs, outs, strict=True):
+        check_out(o, False)
+        check_names(c)
+    datas = [prepare_data(c.data) for c in cfgs]
+    diffusions = [build_diffusion(c) for c in cfgs]
+    xs = [d.scaled for d in datas]
+    if len({tuple(x.shape) for x in xs}) != 1:
+        raise DataError(f"train_many: members' training data differ in shape ({sorted({tuple(x.shape) for x in xs})})")
+    dim, T, M = xs[0].shape[1], diffusions[0].T, len(cfgs)
+    models = [initial_model(c, dim, T) for c in cfgs]
+    names = [n for n, _ in models[0].named_parameters()]
+    trainer = make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
+                                 [c.diffusion.parameterization for c in cfgs])
+    share = trainer.fit(progress=progress) / M
+    losses = trainer.loss_log.cpu()
+    runs = []
+    for m, (c, o, data, d) in enumerate(zip(cfgs, outs, datas, diffusions, strict=True)):
+        o.mkdir(parents=True, exist_ok=True)
+        write_run_files(o, c, data, d)
+        meta = {**arch_meta(c, dim, T, data.columns), "step": trainer.step_count, "seconds": share, "batched": M}
+        state = trainer.member_state(m, names)
+        if checkpoint:
+            save_weights(o / FILES["checkpoint"], state["checkpoint"], {**meta, "planned_steps": c.train.steps})
+        save_weights(o / FILES["model"], state["eval"], meta)
+        write_loss(o / FILES["loss"], losses[:, m].tolist())
+        model = build_model(c.model.name, dim, T, **c.model.options)
+        model.load_state_dict(state["eval"])
+        runs.append(Run(o, c, data.columns, data.scaler, d, model.eval(), data.toy, data.train, data.heldout, share))
+    return runs

@@ -1,0 +1,129 @@
+"""Train one config into a run directory: data → model → :class:`~difflab.training.trainer.Trainer` → files.
+
+Everything that can be checked before training (names, the output folder, the data, the checkpoint's shape) is
+checked before the first file is written, so a bad input leaves no run directory behind, or an existing one as it was.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difflab.config import RunConfig
+from difflab.data.prepare import PreparedData, prepare_data
+from difflab.diffusion import GaussianDiffusion
+from difflab.errors import ConfigError, DifflabError, RunDirError
+from difflab.models import MODELS, build_model
+from difflab.rundir import (
+    FILES,
+    Run,
+    arch_meta,
+    build_diffusion,
+    check_names,
+    check_out,
+    write_loss,
+    write_run_files,
+)
+from difflab.training.optim import lr_lambda
+from difflab.training.trainer import Trainer
+from difflab.weights import load_weights, save_weights
+
+
+def initial_model(cfg: RunConfig, dim: int, T: int) -> torch.nn.Module:
+    """The network a run starts from: built under ``torch.manual_seed(cfg.train.seed)``, the global RNG left as
+    it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        return build_model(cfg.model.name, dim, T, **cfg.model.options)
+
+
+def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
+    """The checkpoint's step, after checking that it was made by this network on data of this width."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("step"), int):
+        raise RunDirError(f"{out}: {FILES['checkpoint']} has no step count; it is not a difflab checkpoint")
+    if saved.get("dim") != meta["dim"]:
+        raise RunDirError(f"{out}: the checkpoint was trained on D={saved.get('dim')} columns, the data has "
+                          f"D={meta['dim']} ({cfg.data.source})")
+    for key in ("model", "T", "options", "parameterization"):
+        if saved.get(key) != meta[key]:
+            raise RunDirError(f"{out}: the checkpoint's {key} is {saved.get(key)!r}, the config's {meta[key]!r}; "
+                              "resume with the run's own settings")
+    if saved["step"] > cfg.train.steps:
+        raise ConfigError(f"--steps {cfg.train.steps} is less than the {saved['step']} steps {out} already has; "
+                          "give --steps at least that to resume")
+    planned = saved.get("planned_steps", saved["step"])
+    if isinstance(planned, int) and planned != cfg.train.steps:
+        # A learning rate that depends on the total (cosine after the warm-up) took other values so far than
+        # it would have on the way to the new total.
+        before, now = lr_lambda(cfg.train.model_copy(update={"steps": planned})), lr_lambda(cfg.train)
+        if any(before(i) != now(i) for i in range(saved["step"])):
+            warnings.warn(f"{out}: the {cfg.train.lr_schedule} learning-rate schedule was planned for {planned} "
+                          f"steps; continuing it on the curve for {cfg.train.steps} steps is not the same as "
+                          "training that long straight", stacklevel=3)
+    return saved["step"]
+
+
+def _oracle_run(cfg: RunConfig, out: Path, data: PreparedData, diffusion: GaussianDiffusion) -> Run:
+    """Write a run whose model is an exact denoiser computed from the data; loss.csv holds its one measured loss."""
+    if cfg.diffusion.parameterization != "eps":
+        raise ConfigError(f"model '{cfg.model.name}' predicts ε; use --parameterization eps")
+    model = MODELS[cfg.model.name].from_data(data, diffusion)
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"options": model.options})})
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_files(out, cfg, data, diffusion)
+    meta = arch_meta(cfg, len(data.columns), diffusion.T, data.columns)
+    save_weights(out / FILES["model"], model.state_dict(), {**meta, "step": 0, "seconds": 0.0})
+    write_loss(out / FILES["loss"], [model.denoising_loss(data.scaled, seed=cfg.train.seed)])
+    return Run(out, cfg, data.columns, data.scaler, diffusion, model.eval(), data.toy, data.train, data.heldout, 0.0)
+
+
+def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Run:
+    """Train ``cfg`` into the run directory ``out`` (``resume``: continue the checkpoint there to cfg.train.steps).
+
+    Continuing a run gives the same weights as training to the same step count straight, as long as the learning
+    rate does not depend on the total (constant schedule, or a warm-up not yet finished).
+    """
+    out = Path(out)
+    check_out(out, resume)
+    check_names(cfg)
+    data = prepare_data(cfg.data)
+    diffusion = build_diffusion(cfg)
+    dim = len(data.columns)
+    if hasattr(MODELS[cfg.model.name], "from_data"):  # an oracle (difflab.models.oracles): nothing to train
+        return _oracle_run(cfg, out, data, diffusion)
+    meta = arch_meta(cfg, dim, diffusion.T, data.columns)
+    if resume:
+        tensors, saved = load_weights(out / FILES["checkpoint"])
+        step = check_checkpoint(out, saved, meta, cfg)
+    model = initial_model(cfg, dim, diffusion.T)
+    trainer = Trainer(model, diffusion, data.scaled, cfg.train, parameterization=cfg.diffusion.parameterization)
+    earlier = 0.0
+    if resume:
+        try:
+            trainer.load_state_tensors(tensors, step)
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise RunDirError(f"{out}: checkpoint does not fit the model ({str(e).splitlines()[0][:100]})") from None
+        earlier = float(saved.get("seconds", 0.0))
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DifflabError(f"{out}: cannot create the run directory ({e.strerror})") from None
+    write_run_files(out, cfg, data, diffusion)
+
+    def checkpoint(tr: Trainer) -> None:
+        elapsed = earlier + time.perf_counter() - start
+        save_weights(out / FILES["checkpoint"], tr.state_tensors(),
+                     {**meta, "step": tr.step_count, "planned_steps": cfg.train.steps, "seconds": elapsed})
+
+    start = time.perf_counter()
+    seconds = earlier + trainer.fit(progress=progress, on_checkpoint=checkpoint)
+    eval_model = trainer.eval_model().cpu().eval()
+    save_weights(out / FILES["model"], eval_model.state_dict(),
+                 {**meta, "step": trainer.step_count, "seconds": seconds})
+    write_loss(out / FILES["loss"], trainer.losses())
+    return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds)

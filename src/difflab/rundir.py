@@ -1,0 +1,204 @@
+"""Run directories: the files that hold everything needed to sample, evaluate or plot a trained model later.
+
+Layout of a run directory::
+
+    config.json             the resolved RunConfig
+    data.json               columns, source, sizes, the scaler's fitted parameters
+    schedule.json           β_0..β_T
+    train.npy, heldout.npy  the training rows and held-out truth (file data), in data units
+    model.safetensors       the weights to sample with (EMA when on), metadata: architecture
+    checkpoint.safetensors  weights, optimizer, RNG and loss log for --resume
+    loss.csv                step, loss
+
+This module is the format: writing the files (:func:`write_run_files`, :func:`write_loss`), refusing an output that
+is not a run (:func:`check_out`), and reading a finished run back (:func:`load_run`). What fills a run directory,
+training, lives above it in :mod:`difflab.pipeline`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from difflab.compute import resolve_device
+from difflab.config import RunConfig, load_saved_config
+from difflab.data import Scaler, ToyDataset, get_dataset, scaler_from_dict
+from difflab.data.prepare import PreparedData
+from difflab.diffusion import Denoiser, GaussianDiffusion, Schedule, make_schedule
+from difflab.errors import ConfigError, DifflabError, RunDirError
+from difflab.io import atomic_open, read_json, write_json
+from difflab.models import MODELS, build_model
+from difflab.sampling import SAMPLERS
+from difflab.sampling.output import check_writable
+from difflab.weights import load_weights
+
+FILES = {
+    "config": "config.json",
+    "data": "data.json",
+    "schedule": "schedule.json",
+    "train": "train.npy",
+    "heldout": "heldout.npy",
+    "model": "model.safetensors",
+    "checkpoint": "checkpoint.safetensors",
+    "loss": "loss.csv",
+}
+
+
+def build_diffusion(cfg: RunConfig, *, warn: bool = True) -> GaussianDiffusion:
+    d = cfg.diffusion
+    return GaussianDiffusion(make_schedule(d.schedule, d.T, betas=d.betas, warn=warn, **d.schedule_options))
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Check the names that live in registries (schedule, model, sampler, device) without loading any data."""
+    build_diffusion(cfg, warn=False)
+    if cfg.model.name not in MODELS:
+        raise ConfigError(f"unknown model '{cfg.model.name}'; choose one of: {', '.join(MODELS)}")
+    if cfg.sample.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{cfg.sample.sampler}'; choose one of: {', '.join(SAMPLERS)}")
+    resolve_device(cfg.train.device)
+
+
+def arch_meta(cfg: RunConfig, dim: int, T: int, columns: list[str]) -> dict[str, Any]:
+    return {
+        "model": cfg.model.name,
+        "dim": dim,
+        "T": T,
+        "options": cfg.model.options,
+        "parameterization": cfg.diffusion.parameterization,
+        "columns": columns,
+    }
+
+
+@dataclass
+class Run:
+    """A trained run, loaded: call :meth:`denoiser` and sample, or read its data and config."""
+
+    path: Path
+    config: RunConfig
+    columns: list[str]
+    scaler: Scaler
+    diffusion: GaussianDiffusion
+    model: nn.Module
+    toy: ToyDataset | None
+    train: np.ndarray
+    heldout: np.ndarray | None
+    seconds: float = math.nan
+
+    @property
+    def dim(self) -> int:
+        return len(self.columns)
+
+    def denoiser(self) -> Denoiser:
+        return Denoiser(self.model.eval(), self.diffusion, self.config.diffusion.parameterization)
+
+
+def save_data(out: Path, cfg: RunConfig, data: PreparedData) -> None:
+    write_json(
+        out / FILES["data"],
+        {
+            "source": cfg.data.source,
+            "toy": data.toy.name if data.toy else None,
+            "columns": data.columns,
+            "n_train": len(data.train),
+            "n_heldout": 0 if data.heldout is None else len(data.heldout),
+            "scaler": data.scaler.to_dict(),
+        },
+    )
+    save_npy(out / FILES["train"], data.train)
+    if data.heldout is not None:
+        save_npy(out / FILES["heldout"], data.heldout)
+    else:  # a resumed run may have switched from a file to a toy
+        (out / FILES["heldout"]).unlink(missing_ok=True)
+
+
+def save_npy(path: Path, x: np.ndarray) -> None:
+    with atomic_open(path, "wb") as f:
+        np.save(f, np.asarray(x, dtype=np.float64), allow_pickle=False)
+
+
+def write_loss(path: Path, losses: list[float]) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write("step,loss\n")
+        f.writelines(f"{i + 1},{v:.6g}\n" for i, v in enumerate(losses))
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """Refuse an --out that would overwrite something that is not a fresh or resumable difflab run."""
+    if out.exists() and not out.is_dir():
+        raise DifflabError(f"{out}: exists and is not a folder")
+    if resume:
+        if not (out / FILES["checkpoint"]).exists():
+            raise RunDirError(f"{out}: no {FILES['checkpoint']} to resume from")
+        return
+    if (out / FILES["model"]).exists():
+        raise DifflabError(f"{out}: already holds a trained run; use --resume to continue it or another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / FILES["config"]).exists():
+        raise DifflabError(f"{out}: folder is not empty and not a difflab run; choose a new or empty --out")
+    check_writable(out)
+
+
+def write_run_files(out: Path, cfg: RunConfig, data: PreparedData, diffusion: GaussianDiffusion) -> None:
+    """config.json, schedule.json, data.json and the data arrays: everything but the weights and the loss."""
+    write_json(out / FILES["config"], cfg.model_dump(mode="json"))
+    write_json(out / FILES["schedule"], diffusion.schedule.to_dict())
+    save_data(out, cfg, data)
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Load a finished run directory; missing or corrupt files give a one-line RunDirError."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"{path}: run directory not found")
+    for key in ("config", "data", "schedule", "model", "train"):
+        if not (path / FILES[key]).exists():
+            raise RunDirError(f"{path}: missing {FILES[key]}; not a finished difflab run")
+    cfg = load_saved_config(read_json(path / FILES["config"]), str(path / FILES["config"]))
+    schedule = _read_meta(path / FILES["schedule"], Schedule.from_dict)
+    scaler, columns, toy = _read_meta(path / FILES["data"], lambda d: (
+        scaler_from_dict(d["scaler"]), [str(c) for c in d["columns"]],
+        get_dataset(d["toy"]) if d.get("toy") else None))
+    if scaler.n_features != len(columns):
+        raise RunDirError(f"{path / FILES['data']}: corrupt: {len(columns)} columns but a scaler for "
+                          f"{scaler.n_features}")
+    if schedule.T < 1 or not np.all(np.isfinite(schedule.betas)):
+        raise RunDirError(f"{path / FILES['schedule']}: corrupt: not a schedule of finite β_0..β_T")
+    tensors, meta = load_weights(path / FILES["model"])
+    meta = meta if isinstance(meta, dict) else {}
+    if meta.get("T", schedule.T) != schedule.T or meta.get("columns", columns) != columns:
+        raise RunDirError(f"{path / FILES['model']}: saved for T={meta.get('T')} and columns {meta.get('columns')}, "
+                          f"but the run has T={schedule.T} and columns {columns}; it belongs to another run")
+    try:
+        model = build_model(meta.get("model", cfg.model.name), len(columns), schedule.T, **meta.get("options", {}))
+        model.load_state_dict(tensors)
+    except (RuntimeError, ConfigError, TypeError) as e:
+        raise RunDirError(f"{path}: weights do not fit the model ({str(e).splitlines()[0][:100]})") from None
+    model = model.to(device).eval()
+    train = _load_npy(path / FILES["train"], len(columns))
+    heldout = _load_npy(path / FILES["heldout"], len(columns)) if (path / FILES["heldout"]).exists() else None
+    return Run(path, cfg, columns, scaler, GaussianDiffusion(schedule), model, toy, train, heldout,
+               float(meta.get("seconds", math.nan)))
+
+
+def _read_meta(path: Path, parse: Callable[[Any], Any]) -> Any:
+    """Parse a run's JSON file with ``parse``; any shape it does not expect is a one-line RunDirError."""
+    try:
+        return parse(read_json(path))
+    except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as e:
+        raise RunDirError(f"{path}: corrupt ({type(e).__name__}: {str(e).splitlines()[0][:100]})") from None
+
+
+def _load_npy(path: Path, dim: int) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise RunDirError(f"{path}: corrupt array file ({str(e).split('. ')[0][:100]})") from None
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise RunDirError(f"{path}: expected an array of shape (rows, {dim}), found {x.shape}")
+    return x
