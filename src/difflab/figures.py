@@ -12,7 +12,7 @@ from difflab import viz
 from difflab.diffusion.schedules import SCHEDULES, make_schedule
 from difflab.errors import ConfigError, RunDirError
 from difflab.rundir import FILES, Run, load_run
-from difflab.sample import eps_fn, sample_run
+from difflab.sample import eps_fn, sample_run, trajectory_times
 from difflab.sampling.output import check_writable
 
 
@@ -54,7 +54,8 @@ def _samples(c: Context) -> Path:
 
 
 def _trajectories(c: Context) -> Path:
-    return viz.plot_trajectories(c.samples()[1], c.out / "trajectories.png", title="reverse trajectories (scaled)")
+    return viz.plot_trajectories(c.samples()[1], c.out / "trajectories.png", ts=trajectory_times(c.run),
+                                 title="reverse trajectories (scaled)")
 
 
 def _field(c: Context) -> Path:

@@ -71,6 +71,12 @@ def sample_run(
     return data, (traj.numpy().astype(np.float64) if traj is not None else None)
 
 
+def trajectory_times(run: Run, **over: Any) -> list[int]:
+    """The time step t of each state of :func:`sample_run`'s trajectory, [T, ..., 0]: traj[k] is x at times[k]."""
+    kwargs = sampling_kwargs(run, **over)
+    return make_grid(run.diffusion.T, kwargs["steps"], kwargs["grid"])
+
+
 def sample_to_file(
     run_dir: str | Path,
     out: str | Path,

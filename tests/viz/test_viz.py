@@ -324,3 +324,42 @@ def test_figure_helper_and_no_global_style_change(tmp_path):
     assert_png(viz.save(fig, tmp_path / "f.png", dpi=20))
     viz.plot_data(moons(50), tmp_path / "d.png")
     assert dict(matplotlib.rcParams) == before
+
+
+def _legend(fig: Figure) -> dict[str, object]:
+    """Legend text -> the artist it labels."""
+    legend = fig.legends[0]
+    return {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)}
+
+
+@pytest.mark.parametrize("d", DIMS)
+@pytest.mark.parametrize("ts", [None, [10, 7, 3, 0]], ids=["default", "grid"])
+def test_trajectory_legend_starts_at_T_and_ends_at_0(d, ts):
+    """The reverse process starts from x_T at t = T (traj[0]) and ends at the samples, t = 0 (traj[-1])."""
+    k = T if ts is None else len(ts) - 1
+    tr = trajectory(k, 12, d)
+    fig = viz.process.trajectories_figure(tr, ts=ts, n_show=5)
+    labels = _legend(fig)
+    assert set(labels) >= {f"start $x_T$ (t = {T})", "end $x_0$ (t = 0)"}, labels
+    # The labelled markers sit on the trajectory's first and last states (2-D: their points; 1-D: their values).
+    ax = fig.axes[0]
+    start = next(c for c in ax.collections if c.get_label() == f"start $x_T$ (t = {T})").get_offsets()
+    end = next(c for c in ax.collections if c.get_label() == "end $x_0$ (t = 0)").get_offsets()
+    col = slice(0, 2) if d > 1 else slice(1, 2)  # 1-D: (step index, value)
+    np.testing.assert_allclose(start[:, col], tr[0, :5, : 2 if d > 1 else 1])
+    np.testing.assert_allclose(end[:, col], tr[-1, :5, : 2 if d > 1 else 1])
+
+
+def test_run_trajectories_figure_labels_the_samplers_first_step(tmp_path, monkeypatch):
+    """trajectories.png of a run sampled with 4 DDIM steps of T = 10: the start is x_T at t = 10, the end t = 0."""
+    from difflab.config import resolve_config
+    from difflab.figures import make_figures
+    from difflab.pipeline import train_run
+
+    cfg = resolve_config("seed", overrides={"data": {"n": 100}, "train": {"steps": 5},
+                                            "sample": {"sampler": "ddim", "steps": 4}})
+    train_run(cfg, tmp_path / "run", progress=False)
+    drawn: list[Figure] = []
+    monkeypatch.setattr(viz.process, "save", lambda fig, path: drawn.append(fig) or path)
+    make_figures(tmp_path / "run", tmp_path / "figs", kinds=["trajectories"], n=20)
+    assert set(_legend(drawn[0])) == {"all samples", "start $x_T$ (t = 10)", "end $x_0$ (t = 0)"}

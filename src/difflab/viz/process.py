@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from difflab.errors import DifflabError
 from difflab.viz import panels
@@ -105,10 +106,19 @@ def plot_trajectories(
     title: str | None = None,
 ) -> Path:
     """Reverse trajectories ``traj`` (K+1, n, D), traj[0] = x_T, traj[-1] = samples: ``n_show`` paths as thin
-    lines from an open circle (start) to a dot (end), over all final samples. ``ts`` (length K+1) labels the
-    steps. D = 1: value against step; D > 2: the first two columns."""
+    lines from an open circle (start, x_T) to a dot (end, the samples), over all final samples. ``ts`` (length
+    K+1) labels the steps; by default K, K-1, ..., 0, the time t of each state when the sampler takes every step
+    (K = T). D = 1: value against step; D > 2: the first two columns."""
+    return save(trajectories_figure(traj, ts=ts, n_show=n_show, title=title), path)
+
+
+def trajectories_figure(
+    traj: object, *, ts: Sequence[int] | None = None, n_show: int = 30, title: str | None = None
+) -> Figure:
+    """The figure :func:`plot_trajectories` saves (its legend names the start x_T and the end x_0 with their t)."""
     tr = _check_traj(traj)
-    steps = np.arange(len(tr)) if ts is None else np.asarray(ts)
+    # The reverse process runs from t = T down to 0, so the first state is the largest t.
+    steps = np.arange(len(tr) - 1, -1, -1) if ts is None else np.asarray(ts)
     if len(steps) != len(tr):
         raise DifflabError(f"ts: expected {len(tr)} step labels (one per trajectory step), got {len(steps)}")
     shown = tr[:, : max(1, n_show)]
@@ -122,7 +132,15 @@ def plot_trajectories(
         if title:
             ax.set_title(title)
         fig.legend(loc="outside lower center", ncol=3, handletextpad=0.2)
-        return save(fig, path)
+        return fig
+
+
+def _start_label(steps: np.ndarray) -> str:
+    return f"start $x_T$ (t = {steps[0]})"
+
+
+def _end_label(steps: np.ndarray) -> str:
+    return f"end $x_0$ (t = {steps[-1]})"
 
 
 def _check_traj(traj: object) -> np.ndarray:
@@ -143,8 +161,8 @@ def _trajectories_2d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray) -
     for k in range(shown.shape[1]):
         ax.plot(shown[:, k, 0], shown[:, k, 1], color="C0", linewidth=0.7, alpha=0.6, zorder=2)
     ax.scatter(*shown[0, :, :2].T, s=22, facecolors="white", edgecolors="C0", linewidths=1.0, zorder=3,
-               label=f"start (t = {steps[0]})")
-    ax.scatter(*shown[-1, :, :2].T, s=16, color="C3", linewidths=0, zorder=4, label=f"end (t = {steps[-1]})")
+               label=_start_label(steps))
+    ax.scatter(*shown[-1, :, :2].T, s=16, color="C3", linewidths=0, zorder=4, label=_end_label(steps))
     panels.set_pair_axes(ax, xlim, ylim, *_names(2))
 
 
@@ -157,9 +175,9 @@ def _trajectories_1d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray) -
     idx = np.arange(len(tr))
     ax.plot(idx, shown[:, :, 0], color="C0", linewidth=0.8, alpha=0.6)
     ax.scatter(np.zeros(shown.shape[1]), shown[0, :, 0], s=18, facecolors="white", edgecolors="C0", zorder=3,
-               label=f"start (t = {steps[0]})")
+               label=_start_label(steps))
     ax.scatter(np.full(shown.shape[1], idx[-1]), shown[-1, :, 0], s=14, color="C3", zorder=3,
-               label=f"end (t = {steps[-1]})")
+               label=_end_label(steps))
     every = max(1, len(idx) // 10)
     ax.set_xticks(idx[::every], [str(s) for s in steps[::every]])
     ax.set_xlabel("t" if not np.array_equal(steps, idx) else "step")
