@@ -1,4 +1,4 @@
-"""Where a computation runs: the device, and how many CPU threads suit it.
+"""Where a computation runs: the device, how many CPU threads suit it, and what to say when a GPU path falls back.
 
 Small networks on a CPU are a special case: torch's threads meet in a barrier after every operation, and on a
 machine whose other cores are busy a thread that is not scheduled stalls the others (benchmarks/RESULTS.md).
@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Iterator
 
 import torch
 
-from difflab.errors import ConfigError
+from difflab.errors import ConfigError, FallbackWarning
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,3 +87,15 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def failure_cause(error: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters), to name a failure in one line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+
+
+def warn_fallback(path: str, error: BaseException, *, instead: str, skip: str) -> None:
+    """One :class:`~difflab.errors.FallbackWarning`: ``path`` failed with ``error``, difflab does ``instead``, and
+    ``skip`` says how to turn the failed path off. (The CLI prints it as ``warning: …``.)"""
+    warnings.warn(f"{path} failed ({failure_cause(error)}); {instead}. {skip}", FallbackWarning, stacklevel=3)

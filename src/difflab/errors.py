@@ -21,3 +21,8 @@ class ConfigError(DifflabError):
 
 class RunDirError(DifflabError):
     """A run directory that is missing, incomplete or corrupt."""
+
+
+class FallbackWarning(UserWarning):
+    """A fast path (a CUDA graph, batched GPU training, sampling on the GPU) failed and difflab went on with the
+    slower path that computes the same thing; the message names the cause and how to skip the attempt."""

@@ -44,12 +44,60 @@ class GraphableTrainer(Protocol):
     def apply_update(self, *, schedule: bool = True) -> None: ...
 
 
+class _OnCuda:
+    """Warm-up on a side stream, then capture into a CUDA graph that replays with one call."""
+
+    @staticmethod
+    def warm_up(fn: Callable[[], Any], n: int) -> None:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(n):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.synchronize()
+
+    @staticmethod
+    def capture(fn: Callable[[], Any], generators: Sequence[torch.Generator]) -> torch.cuda.CUDAGraph:
+        graph = torch.cuda.CUDAGraph()
+        for g in generators:
+            graph.register_generator_state(g)
+        with torch.cuda.graph(graph):  # records the kernels; nothing runs, the state stays as it was
+            fn()
+        return graph
+
+    @staticmethod
+    def settle() -> None:
+        """Wait for work left on any stream by a failed warm-up, before the state is put back."""
+        torch.cuda.synchronize()
+
+
+class _Eager:
+    """``capture=False``: the same warm-up, and ``fn`` itself replays (any device; for tests on a CPU)."""
+
+    @staticmethod
+    def warm_up(fn: Callable[[], Any], n: int) -> None:
+        for _ in range(n):
+            fn()
+
+    @staticmethod
+    def capture(fn: Callable[[], Any], generators: Sequence[torch.Generator]) -> None:
+        return None
+
+    @staticmethod
+    def settle() -> None:
+        pass
+
+
 class CapturedStep:
     """``fn()`` captured in a CUDA graph after ``warmup`` eager calls that ``restore(save())`` undoes.
 
     ``fn`` must read and write only tensors that outlive this object; its random draws must use ``generators``.
     ``capture=False`` goes through the same warm-up and undo, then replays ``fn`` eagerly: on any device, so that
-    tests on a CPU check that the warm-up leaves no trace (everything a step changes must be in ``save``)."""
+    tests on a CPU check that the warm-up leaves no trace (everything a step changes must be in ``save``).
+
+    If the warm-up or the capture raises, the state is restored to what ``save()`` saw and the error propagates:
+    the caller can go on without the graph as if it had never been tried."""
 
     def __init__(
         self,
@@ -61,27 +109,17 @@ class CapturedStep:
         warmup: int = 3,
         capture: bool = True,
     ) -> None:
+        runtime = _OnCuda if capture else _Eager
         state = save()
-        if capture:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(warmup):
-                    fn()
-            torch.cuda.current_stream().wait_stream(side)
-            torch.cuda.synchronize()
-        else:
-            for _ in range(warmup):
-                fn()
-        restore(state)
-        self._run = fn
-        if capture:
-            self.graph = torch.cuda.CUDAGraph()
-            for g in generators:
-                self.graph.register_generator_state(g)
-            with torch.cuda.graph(self.graph):  # records the kernels; nothing runs, the state stays as restored
-                fn()
-            self._run = self.graph.replay
+        try:
+            runtime.warm_up(fn, warmup)
+            restore(state)
+            self.graph = runtime.capture(fn, generators)
+        except Exception:
+            runtime.settle()
+            restore(state)  # a capture runs nothing, but a failed one may come after a partial warm-up
+            raise
+        self._run = fn if self.graph is None else self.graph.replay
 
     def replay(self) -> None:
         self._run()
@@ -133,6 +171,15 @@ def _set_lr(group: dict[str, Any], lr: float | Tensor) -> None:
         group["lr"] = float(lr)
 
 
+def _undo_settings(tr: GraphableTrainer, groups: list[tuple[bool, Any]], had_state: set[int]) -> None:
+    """After a failed attempt (whose tensors :class:`CapturedStep` has put back): the param groups' own
+    ``capturable`` flag and LR object again, and no optimizer state that the attempt created."""
+    for g, (capturable, lr) in zip(tr.opt.param_groups, groups, strict=True):
+        g["capturable"], g["lr"] = capturable, lr
+    for p in [p for p in tr.opt.state if id(p) not in had_state]:
+        del tr.opt.state[p]
+
+
 def lr_table(tr: GraphableTrainer) -> Tensor | None:
     """Learning rate of every step (steps,) on the device, or None for a constant rate (kept as a plain float)."""
     cfg = tr.cfg
@@ -154,15 +201,20 @@ class GraphedTrainer:
         if capture and trainer.device.type != "cuda":
             raise DifflabError(f"CUDA graphs need a CUDA device; the trainer runs on {trainer.device}")
         self.tr = tr = trainer
-        self.step_t = torch.full((1,), tr.step_count, dtype=torch.long, device=tr.device)
-        self.lrs = lr_table(tr)
-        for g in tr.opt.param_groups:
-            g["capturable"] = g["capturable"] or capture
-            if self.lrs is not None:
-                g["lr"] = torch.tensor(float(g["lr"]), dtype=torch.float32, device=tr.device)
-        # the step counter on the device is this object's, so it is saved and restored with the Trainer's state
-        self.run = CapturedStep(self._step, generators=[tr.generator], save=lambda: (snapshot(tr), self.step_t.clone()),
-                                restore=self._restore, warmup=warmup, capture=capture).replay
+        before = [(g["capturable"], g["lr"]) for g in tr.opt.param_groups], {id(p) for p in tr.opt.state}
+        try:
+            self.step_t = torch.full((1,), tr.step_count, dtype=torch.long, device=tr.device)
+            self.lrs = lr_table(tr)
+            for g in tr.opt.param_groups:
+                g["capturable"] = g["capturable"] or capture
+                if self.lrs is not None:
+                    g["lr"] = torch.tensor(float(g["lr"]), dtype=torch.float32, device=tr.device)
+            # the step counter on the device is this object's, so it is saved and restored with the Trainer's state
+            self.run = CapturedStep(self._step, generators=[tr.generator], restore=self._restore, warmup=warmup,
+                                    save=lambda: (snapshot(tr), self.step_t.clone()), capture=capture).replay
+        except Exception:
+            _undo_settings(tr, *before)
+            raise
 
     def _restore(self, saved: tuple[dict[str, Any], Tensor]) -> None:
         restore(self.tr, saved[0])

@@ -24,11 +24,12 @@ from torch import Tensor
 from torch.func import functional_call, grad_and_value, vmap
 from torch.nn import functional as F
 
-from difflab.compute import cpu_threads, default_threads, resolve_device
+from difflab.compute import cpu_threads, default_threads, resolve_device, warn_fallback
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import target_tables
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError
+from difflab.progress import progress_bar
 from difflab.training.cuda_graph import GRAPH_MIN_STEPS, CapturedStep
 from difflab.training.optim import lr_lambda
 
@@ -273,21 +274,29 @@ class StackedTrainer:
     # --- loop ---------------------------------------------------------------------------------------------------
     def fit(self, *, progress: bool = False, graph: bool | None = None) -> float:
         """Train every member to ``steps``; returns wall seconds. ``graph`` (default: on CUDA unless the config's
-        ``cuda_graph`` is off) replays the step as a CUDA graph (``difflab.training.cuda_graph``)."""
-        from tqdm.auto import tqdm
-
+        ``cuda_graph`` is off) replays the step as a CUDA graph (``difflab.training.cuda_graph``); True on a CPU
+        runs its warm-up and undo and then the steps eagerly (for tests). A graph that cannot be warmed up or
+        captured costs one warning: training continues eagerly, as if it had not been tried."""
         start = time.perf_counter()
         step = self.step
         remaining = self.steps - self.step_count
         if graph is None:
             graph = self.device.type == "cuda" and self.cfgs[0].cuda_graph and remaining >= GRAPH_MIN_STEPS
         if graph and remaining:
-            step = CapturedStep(self.step, generators=self.generators, save=self.snapshot, restore=self.restore,
-                                warmup=min(3, remaining)).replay
+            try:
+                step = CapturedStep(self.step, generators=self.generators, save=self.snapshot, restore=self.restore,
+                                    warmup=min(3, remaining), capture=self.device.type == "cuda").replay
+            except Exception as e:  # CapturedStep has put the state back
+                warn_fallback("the CUDA graph of the batched training step", e, instead="training continues "
+                              "without it (the same steps, eagerly)",
+                              skip="Set cuda_graph = false in [train] to skip the attempt.")
+        bar = progress_bar(remaining, desc="train", enabled=progress)
         with cpu_threads(self.threads):
-            for _ in tqdm(range(self.step_count, self.steps), disable=not progress, desc="train", leave=False):
+            for _ in range(remaining):
                 step()
                 self.step_count += 1
+                bar.update()
+        bar.close()
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start

@@ -18,12 +18,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from difflab.compute import cpu_threads, default_threads, resolve_device
+from difflab.compute import cpu_threads, default_threads, resolve_device, warn_fallback
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import get_parameterization, target_tables
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
+from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer
 from difflab.training.ema import EMA
@@ -157,15 +158,17 @@ class Trainer:
         progress: bool = True,
         on_checkpoint: Callable[[Trainer], None] | None = None,
         log_every: int = 50,
+        graph: bool | None = None,
     ) -> float:
         """Run from the current step to ``cfg.steps``; returns the wall seconds spent. Checkpoints every
-        ``cfg.checkpoint_every`` steps and at the end through ``on_checkpoint``."""
-        from tqdm.auto import tqdm
-
+        ``cfg.checkpoint_every`` steps and at the end through ``on_checkpoint``. ``graph``: replay each step from
+        a CUDA graph (default: on CUDA unless ``cfg.cuda_graph`` is off; True on a CPU runs the graphed step's
+        warm-up and undo and then its steps eagerly, for tests). A graph that cannot be built, warmed up or
+        captured costs one warning: the run continues eagerly, as if it had not been tried."""
         self.model.train()
         start = time.perf_counter()
-        graphed = self._graphed()
-        bar = tqdm(total=self.cfg.steps, initial=self.step_count, disable=not progress, desc="train", leave=False)
+        graphed = self._graphed(graph)
+        bar = progress_bar(self.cfg.steps, initial=self.step_count, desc="train", enabled=progress)
         with cpu_threads(self.threads):
             while self.step_count < self.cfg.steps:
                 if graphed is not None:
@@ -191,13 +194,23 @@ class Trainer:
             on_checkpoint(self)
         return seconds
 
-    def _graphed(self) -> GraphedTrainer | None:
-        """The CUDA-graph runner of this trainer's step: on CUDA unless the config turns it off, and only for
-        enough remaining steps to repay the capture."""
+    def _graphed(self, graph: bool | None = None) -> GraphedTrainer | None:
+        """The CUDA-graph runner of this trainer's step: on CUDA unless the config turns it off (``graph``
+        overrides), and only for enough remaining steps to repay the capture. None if building, warming up or
+        capturing it fails: then the Trainer is as it was before the attempt, and one warning says why."""
         remaining = self.cfg.steps - self.step_count
-        if self.device.type != "cuda" or not self.cfg.cuda_graph or remaining < GRAPH_MIN_STEPS:
+        if graph is None:
+            graph = self.device.type == "cuda" and self.cfg.cuda_graph
+        if not graph or remaining < GRAPH_MIN_STEPS:
             return None
-        return GraphedTrainer(self, warmup=min(3, remaining))
+        stepped = self._stepped
+        try:
+            return GraphedTrainer(self, warmup=min(3, remaining), capture=self.device.type == "cuda")
+        except Exception as e:  # whatever the card or driver raised; the attempt undid its own changes
+            self._stepped = stepped
+            warn_fallback("the CUDA graph of the training step", e, instead="training continues without it (the "
+                          "same steps, eagerly)", skip="Set cuda_graph = false in [train] to skip the attempt.")
+            return None
 
     def losses(self) -> list[float]:
         return self.loss_log[: self.step_count].tolist()
