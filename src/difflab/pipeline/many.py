@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
+from difflab.compute import warn_fallback
 from difflab.config import RunConfig
 from difflab.data.prepare import prepare_data
-from difflab.errors import ConfigError, DataError
+from difflab.errors import ConfigError, DataError, DifflabError
 from difflab.models import build_model
 from difflab.models.oracles import ORACLES
-from difflab.pipeline.single import initial_model
+from difflab.pipeline.single import initial_model, train_run
 from difflab.rundir import (
     FILES,
     Run,
@@ -56,7 +57,10 @@ def train_many(
 ) -> list[Run]:
     """Train ``cfgs`` (all with one :func:`batch_key`) together and write each run directory as ``train_run`` does
     (config.json, data.json, schedule.json, train.npy, model.safetensors, loss.csv, and checkpoint.safetensors
-    unless ``checkpoint`` is False). Returns the runs; each run's ``seconds`` is its share (wall seconds / M)."""
+    unless ``checkpoint`` is False). Returns the runs; each run's ``seconds`` is its share (wall seconds / M).
+
+    If the batched trainer fails (a kernel, the memory or the driver; not a bad input), one warning says so and the
+    members are trained one by one with :func:`train_run`, which writes the same files."""
     outs = [Path(o) for o in out_dirs]
     if not cfgs or len(cfgs) != len(outs):
         raise ConfigError(f"train_many: got {len(cfgs)} configs and {len(outs)} output folders; give one each")
@@ -77,16 +81,24 @@ def train_many(
     dim, T, M = xs[0].shape[1], diffusions[0].T, len(cfgs)
     models = [initial_model(c, dim, T) for c in cfgs]
     names = [n for n, _ in models[0].named_parameters()]
-    trainer = make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
-                                 [c.diffusion.parameterization for c in cfgs])
-    share = trainer.fit(progress=progress) / M
-    losses = trainer.loss_log.cpu()
+    try:  # everything on the device, before the first file is written
+        trainer = make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
+                               [c.diffusion.parameterization for c in cfgs])
+        share = trainer.fit(progress=progress) / M
+        losses = trainer.loss_log.cpu()
+        states = [trainer.member_state(m, names) for m in range(M)]
+    except DifflabError:
+        raise
+    except Exception as e:  # a kernel, the memory or the driver: the same runs one by one still work
+        warn_fallback(f"batched training of {M} runs", e, instead="training them one by one instead",
+                      skip="Train them with train_run (or a sweep with one cell per group) to skip the attempt.")
+        return _one_by_one(cfgs, outs, progress=progress, checkpoint=checkpoint)
     runs = []
     for m, (c, o, data, d) in enumerate(zip(cfgs, outs, datas, diffusions, strict=True)):
         o.mkdir(parents=True, exist_ok=True)
         write_run_files(o, c, data, d)
         meta = {**arch_meta(c, dim, T, data.columns), "step": trainer.step_count, "seconds": share, "batched": M}
-        state = trainer.member_state(m, names)
+        state = states[m]
         if checkpoint:
             save_weights(o / FILES["checkpoint"], state["checkpoint"], {**meta, "planned_steps": c.train.steps})
         save_weights(o / FILES["model"], state["eval"], meta)
@@ -94,4 +106,14 @@ def train_many(
         model = build_model(c.model.name, dim, T, **c.model.options)
         model.load_state_dict(state["eval"])
         runs.append(Run(o, c, data.columns, data.scaler, d, model.eval(), data.toy, data.train, data.heldout, share))
+    return runs
+
+
+def _one_by_one(cfgs: list[RunConfig], outs: list[Path], *, progress: bool, checkpoint: bool) -> list[Run]:
+    """What :func:`train_many` falls back to: each member trained and written by :func:`train_run`."""
+    runs = []
+    for c, o in zip(cfgs, outs, strict=True):
+        runs.append(train_run(c, o, progress=progress))
+        if not checkpoint:
+            (o / FILES["checkpoint"]).unlink(missing_ok=True)
     return runs
