@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from difflab.errors import ConfigError
 
@@ -92,6 +91,8 @@ class GaussianMixture:
                      axis=1)  # (N, K, D)
         log_det = 2.0 * np.log(np.diagonal(self._chol, axis1=1, axis2=2)).sum(axis=1)
         comp = -0.5 * (np.sum(y**2, axis=2) + log_det + self.dim * np.log(2 * np.pi))
+        from scipy.special import logsumexp  # on use: scipy.special costs ~0.15 s of every command's start-up
+
         with np.errstate(divide="ignore"):
             return logsumexp(comp + np.log(self.weights), axis=1)
 
@@ -112,8 +113,15 @@ class ToyDataset:
 
 
 def _moons_recipe(n: int, seed: int) -> np.ndarray:
+    """scikit-learn's ``make_moons(n, noise=None, shuffle=True, random_state=seed)`` point for point (tested against
+    it), written out: importing sklearn costs ~0.5 s of the training command's start-up (benchmarks/startup.py)."""
     _check(n, seed)
-    return _sklearn_datasets().make_moons(n_samples=n, noise=None, shuffle=True, random_state=int(seed))[0]
+    n_out = n // 2
+    t_out, t_in = np.linspace(0, np.pi, n_out), np.linspace(0, np.pi, n - n_out)
+    x = np.vstack([np.append(np.cos(t_out), 1 - np.cos(t_in)), np.append(np.sin(t_out), 1 - np.sin(t_in) - 0.5)]).T
+    order = np.arange(n)
+    np.random.RandomState(int(seed)).shuffle(order)  # sklearn.utils.shuffle(x, random_state=seed)
+    return x[order]
 
 
 def _moons_iid(n: int, seed: int) -> np.ndarray:

@@ -25,11 +25,44 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def _without_dynamo_guard(method: Callable) -> Callable:
+    """The function under a ``torch._disable_dynamo`` wrapper (which keeps it as ``__wrapped__``)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class AdamW(torch.optim.AdamW):
+    """torch's AdamW, minus the first-call import of torch's compiler stack.
+
+    ``Optimizer.add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` are wrapped in
+    ``torch._disable_dynamo``, which imports ``torch._dynamo`` (sympy, the FX tracer, ...) the first time one is
+    called: about 1 s, a third of the training command's start-up (benchmarks/startup.py), for a guard that does
+    nothing outside ``torch.compile``, which difflab never applies to an optimizer. Here they are the functions
+    under the guard. ``step`` of a plain fused AdamW (:func:`plain_fused_adamw`, the trainer's) is the kernel call
+    of :func:`fused_adamw_step`, after creating the state as torch does; other settings use torch's own step."""
+
+    add_param_group = _without_dynamo_guard(torch.optim.Optimizer.add_param_group)
+    zero_grad = _without_dynamo_guard(torch.optim.Optimizer.zero_grad)
+    state_dict = _without_dynamo_guard(torch.optim.Optimizer.state_dict)
+    load_state_dict = _without_dynamo_guard(torch.optim.Optimizer.load_state_dict)
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        if closure is not None or not plain_fused_adamw(self) or torch.compiler.is_compiling():
+            return super().step(closure)
+        if all(p.grad is None for p in self.param_groups[0]["params"]):
+            return None
+        with torch.no_grad():
+            for p in self.param_groups[0]["params"]:
+                if p.grad is not None and not self.state[p]:  # torch's lazy state of a fused AdamW
+                    self.state[p].update(step=torch.zeros((), dtype=torch.float32, device=p.device),
+                                         exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
+                                         exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format))
+            fused_adamw_step(self)
+        return None
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # fused AdamW runs on CPU and CUDA in torch ≥ 2.4 and is one kernel for all parameters.
-    return torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay, fused=True
-    )
+    return AdamW(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay, fused=True)
 
 
 def plain_fused_adamw(opt: torch.optim.Optimizer) -> bool:
