@@ -32,6 +32,8 @@ PLUGINS = {
     "evaluate": ("difflab.evaluation.cli", "Compare a run's samples with true points: every metric next to its "
                  "noise floor."),
     "sweep": ("difflab.sweep.cli", "Train and evaluate every cell of a grid of options × seeds, in parallel."),
+    "report": ("difflab.report.cli", "Write one self-contained interactive HTML page of a run: process and field "
+               "under t sliders, samples, metrics with noise floors."),
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.

@@ -10,8 +10,8 @@ import numpy as np
 
 from difflab import viz
 from difflab.diffusion.schedules import SCHEDULES, make_schedule
-from difflab.errors import ConfigError, RunDirError
-from difflab.rundir import FILES, Run, load_run
+from difflab.errors import ConfigError
+from difflab.rundir import FILES, Run, load_run, read_loss
 from difflab.sample import eps_fn, sample_run, trajectory_times
 from difflab.sampling.output import check_writable
 
@@ -72,14 +72,8 @@ def _schedules(c: Context) -> Path:
 
 
 def _loss(c: Context) -> Path:
-    path = c.run.path / FILES["loss"]
-    try:
-        arr = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path}: cannot read the loss log ({str(e).splitlines()[0][:100]})") from None
-    if arr.shape[0] == 0 or arr.shape[1] != 2:
-        raise RunDirError(f"{path}: expected rows of 'step,loss', found shape {arr.shape}")
-    return viz.plot_loss(arr[:, 0], arr[:, 1], c.out / "loss.png")
+    steps, losses = read_loss(c.run.path / FILES["loss"])
+    return viz.plot_loss(steps, losses, c.out / "loss.png")
 
 
 def _animation(c: Context) -> Path:

@@ -129,6 +129,18 @@ def write_loss(path: Path, losses: list[float]) -> None:
         f.writelines(f"{i + 1},{v:.6g}\n" for i, v in enumerate(losses))
 
 
+def read_loss(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, losses) from a run's loss.csv (``step,loss`` rows); a missing or malformed file is a RunDirError."""
+    path = Path(path)
+    try:
+        arr = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path}: cannot read the loss log ({str(e).splitlines()[0][:100]})") from None
+    if arr.shape[0] == 0 or arr.shape[1] != 2:
+        raise RunDirError(f"{path}: expected rows of 'step,loss', found shape {arr.shape}")
+    return arr[:, 0], arr[:, 1]
+
+
 def check_out(out: Path, resume: bool) -> None:
     """Refuse an --out that would overwrite something that is not a fresh or resumable difflab run."""
     if out.exists() and not out.is_dir():

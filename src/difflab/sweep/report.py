@@ -120,20 +120,35 @@ def _label(col: str) -> str:
     return col.replace("_", " ")
 
 
-def summary_table(plan: dict[str, Any], df: pd.DataFrame) -> str:
-    """The Markdown table of mean ± sd over seeds, one row per combination."""
+def summary_rows(plan: dict[str, Any], df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the table of mean ± sd over seeds, one row per combination."""
     keys = plan["keys"]
     names = short_names(keys)
     cols = value_columns(df)
     agg = aggregate(df, keys, cols)
     rows = [[str(r[k]) for k in keys] + [r["seeds"]] + [mean_sd(r[f"{c}_mean"], r[f"{c}_sd"]) for c in cols]
             for _, r in agg.iterrows()]
-    return md_table([names[k] for k in keys] + ["seeds"] + [_label(c) for c in cols], rows)
+    return [names[k] for k in keys] + ["seeds"] + [_label(c) for c in cols], rows
+
+
+def summary_table(plan: dict[str, Any], df: pd.DataFrame) -> str:
+    """The Markdown table of mean ± sd over seeds, one row per combination."""
+    return md_table(*summary_rows(plan, df))
 
 
 def status_counts(df: pd.DataFrame) -> str:
     kinds = df["status"].str.split(":").str[0]
     return ", ".join(f"{int((kinds == k).sum())} {k}" for k in ("ok", "diverged", "failed", "pending"))
+
+
+def _intro(plan: dict[str, Any], df: pd.DataFrame, code: str = "`") -> list[str]:
+    """The lines above the table: the grid, the evaluation settings and how many cells are done."""
+    ev = plan["spec"]["evaluate"]
+    changes = plan["spec"].get("changes") or []
+    changed = f"; changed on the command line: {'; '.join(changes)}" if changes else ""
+    return [f"Grid: {code}{plan['spec']['source']}{code}{changed}",
+            f"Evaluation: n = {ev['n']} points per sample, {ev['repeats']} repeats; {RATIO_NOTE}.",
+            f"Cells: {len(df)} ({status_counts(df)}). Values are mean ± sd over seeds."]
 
 
 def write_tables(out: str | Path) -> None:
@@ -142,16 +157,7 @@ def write_tables(out: str | Path) -> None:
     plan, df = load_results(out)
     with atomic_open(out / "results.csv", "w", encoding="utf-8", newline="") as f:
         df.to_csv(f, index=False)
-    ev = plan["spec"]["evaluate"]
-    changes = plan["spec"].get("changes") or []
-    changed = f"; changed on the command line: {'; '.join(changes)}" if changes else ""
-    text = [
-        "# Sweep results", "",
-        f"Grid: `{plan['spec']['source']}`{changed}",
-        f"Evaluation: n = {ev['n']} points per sample, {ev['repeats']} repeats; {RATIO_NOTE}.",
-        f"Cells: {len(df)} ({status_counts(df)}). Values are mean ± sd over seeds.", "",
-        summary_table(plan, df), "",
-    ]
+    text = ["# Sweep results", "", *_intro(plan, df), "", summary_table(plan, df), ""]
     with atomic_open(out / "results.md", "w", encoding="utf-8") as f:
         f.write("\n".join(text))
 
@@ -191,6 +197,13 @@ def _range_panel(ax: Any, labels: list[str], means: np.ndarray, per_seed: list[n
     ax.set(xscale="log", xlim=(lo, hi), ylim=(-0.7, len(labels) - 0.3), xlabel=xlabel)
 
 
+def _per_seed(df: pd.DataFrame, agg: pd.DataFrame, keys: list[str], col: str) -> list[np.ndarray]:
+    """Per row of ``agg``, the values of ``col`` in its done cells (one per seed)."""
+    done = df["status"].str.split(":").str[0].isin(DONE_STATES)
+    return [df[done & (df[keys] == r[keys]).all(axis=1)][col].to_numpy(float) if keys
+            else df[done][col].to_numpy(float) for _, r in agg.iterrows()]
+
+
 def write_figure(out: str | Path, path: str | Path | None = None) -> Path:
     """Each metric's ratio per combination: mean over seeds (blue) and their range, single seeds (grey); the dashed
     line is the noise floor."""
@@ -202,12 +215,10 @@ def write_figure(out: str | Path, path: str | Path | None = None) -> Path:
     ratios = [c for c in df.columns if c.endswith("_ratio")]
     agg = aggregate(df, keys, ratios)
     labels = [_combo_label(r, keys, names) for _, r in agg.iterrows()]
-    done = df["status"].str.split(":").str[0].isin(DONE_STATES)
     with styled():
         fig, axes = figure(1, len(ratios), size=(5.0 * len(ratios), 1.2 + 0.22 * len(labels)))
         for ax, col in zip(axes[0], ratios):
-            per_seed = [df[done & (df[keys] == r[keys]).all(axis=1)][col].to_numpy(float) if keys
-                        else df[done][col].to_numpy(float) for _, r in agg.iterrows()]
+            per_seed = _per_seed(df, agg, keys, col)
             _range_panel(ax, labels, agg[f"{col}_mean"].to_numpy(float), per_seed,
                          f"{col.removesuffix('_ratio')} / noise floor")
             if ax is not axes[0][0]:
@@ -215,9 +226,29 @@ def write_figure(out: str | Path, path: str | Path | None = None) -> Path:
     return save(fig, path or out / "results.png")
 
 
+def write_html(out: str | Path, path: str | Path | None = None) -> Path:
+    """results.html, an interactive page (:mod:`difflab.report.results`): each metric's ratio per combination,
+    mean ± sd over seeds and every seed's value, one metric at a time from a selector; and the table."""
+    from difflab.report.results import MetricSeries, write_results_page  # plotly only when a page is written
+
+    out = Path(out)
+    plan, df = load_results(out)
+    keys, names = plan["keys"], short_names(plan["keys"])
+    ratios = [c for c in df.columns if c.endswith("_ratio")]
+    agg = aggregate(df, keys, ratios)
+    series = {col.removesuffix("_ratio"): MetricSeries(agg[f"{col}_mean"].to_numpy(float),
+                                                       agg[f"{col}_sd"].to_numpy(float), _per_seed(df, agg, keys, col))
+              for col in ratios}
+    header, rows = summary_rows(plan, df)
+    return write_results_page(path or out / "results.html", title="Sweep results", intro=_intro(plan, df, code=""),
+                              labels=[_combo_label(r, keys, names) for _, r in agg.iterrows()], series=series,
+                              header=header, rows=rows)
+
+
 def write_results(out: str | Path) -> None:
-    """results.csv, results.md and results.png."""
+    """results.csv, results.md, results.png and results.html."""
     write_tables(out)
     _, df = load_results(out)
     if df["status"].str.split(":").str[0].isin(DONE_STATES).any():
         write_figure(out)
+        write_html(out)

@@ -1,0 +1,33 @@
+"""``difflab report``: registered on the main command line by ``difflab.cli`` (``register(app)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A trained run directory.", show_default=False)],
+    out: Annotated[Path | None, Opt("--out", "-o", help="The page to write, .html (default: "
+                                    "RUN_DIR/report.html).")] = None,
+    n: Annotated[int, Opt(help="Samples drawn for the figures (with their reverse trajectories).")] = 1000,
+    seed: Annotated[int, Opt(help="Seed of the samples, the forward-process noise and the evaluation.")] = 0,
+    eval_n: Annotated[int, Opt("--eval-n", help="Points per sample in each metric (as `difflab evaluate "
+                               "--n`).")] = 2000,
+    repeats: Annotated[int, Opt(help="Repeats averaged in each metric.")] = 3,
+) -> None:
+    """Write one self-contained interactive HTML page of a run (opens with no network): the forward and reverse
+    process and the learned field under t sliders, samples against data, metrics with noise floors, loss and
+    schedule."""
+    from difflab.report.run_page import write_report
+
+    path = write_report(run_dir, out, n=n, seed=seed, eval_n=eval_n, repeats=repeats)
+    typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

@@ -1,0 +1,131 @@
+"""``difflab report RUN_DIR``: one self-contained interactive HTML page per run, with every figure and number.
+
+The page samples the run once (``n`` points with their reverse trajectory, seed ``seed``) for the figures, and
+evaluates it with :func:`difflab.evaluation.report.evaluate_run` (every metric next to its noise floor, on
+``eval_n`` points × ``repeats``) for the table. All inputs are checked before any sampling starts; the page is
+written atomically.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from difflab.errors import ConfigError
+from difflab.evaluation.metrics import METRICS
+from difflab.evaluation.report import evaluate_run
+from difflab.report import points, process
+from difflab.report.html import Section, figure_html, render_page, table_html, write_page
+from difflab.rundir import FILES, Run, load_run, read_loss
+from difflab.sample import eps_fn, sample_run, trajectory_times
+from difflab.sampling.output import check_writable
+
+DEFAULT_NAME = "report.html"
+
+
+def report_path(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None) -> Path:
+    """``out``, or RUN_DIR/report.html; it must end in .html and be writable."""
+    path = Path(out) if out is not None else Path(run_dir) / DEFAULT_NAME
+    if path.is_dir():
+        raise ConfigError(f"--out {path}: is a folder; give a file name ending in .html")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {path}: expected an .html file")
+    return check_writable(path)
+
+
+def _fmt(v: float, digits: int = 4) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
+
+
+def metrics_section(run: Run, *, n: int, repeats: int, seed: int) -> Section:
+    """The metric table with noise floors (and memorisation) from :func:`evaluate_run`; a note when the run keeps
+    no true points to compare with. A file's held-out rows limit n to half their number (two disjoint samples)."""
+    title = "Metrics against the noise floor"
+    if run.toy is None and run.heldout is None:
+        return Section(title, "", note="This run keeps no true points (a data file trained with holdout = 0), so "
+                       "there is nothing to compare samples with; `difflab evaluate RUN --reference FILE` can.")
+    note = ""
+    if run.toy is None and run.heldout is not None and len(run.heldout) < 2 * n:
+        n = len(run.heldout) // 2
+        note = f"n lowered to {n}: the run keeps {len(run.heldout)} held-out rows and each comparison needs 2 n. "
+        if n < 2:
+            return Section(title, "", note=f"Only {len(run.heldout)} held-out rows: too few to measure.")
+    rep = evaluate_run(run.path, n=n, repeats=repeats, seed=seed)
+    rows = [[m, METRICS[m].description, _fmt(rep[m]["value"]), _fmt(rep[m]["floor"]), _fmt(rep[m]["ratio"], 3)]
+            for m in METRICS if m in rep]
+    body = table_html(["metric", "what it measures", "samples vs truth", "noise floor", "ratio"], rows,
+                      table_id="metrics", text_columns=(1,))
+    mem = rep["memorisation"]
+    s = rep["sampling"]
+    body += "<p>" + html.escape(
+        f"Memorisation: median distance to the nearest training point {_fmt(mem['generated_to_train'])} for samples "
+        f"vs {_fmt(mem['heldout_to_train'])} for true points, ratio {_fmt(mem['ratio'], 3)} (1 = like new data, "
+        "much below 1 = copies training points).") + "</p>"
+    note += (f"Truth: {rep['reference']}; n = {rep['n']} points per sample, {rep['repeats']} repeats; sampler "
+             f"{s['sampler']}, {s['steps']} steps. Floor = the same metric between two independent true samples "
+             "of the same size; ratio 1 = as close as the data allow.")
+    return Section(title, body, note=note)
+
+
+def _intro(run: Run, n: int, seed: int, times: list[int]) -> list[str]:
+    c = run.config
+    seconds = f", trained in {run.seconds:.3g} s" if math.isfinite(run.seconds) else ""
+    return [
+        f"Run {run.path}: {c.data.source} ({len(run.train)} training rows, D = {run.dim}: {', '.join(run.columns)}).",
+        f"Model {c.model.name} ({c.diffusion.parameterization}-prediction), schedule {run.config.diffusion.schedule} "
+        f"with T = {run.diffusion.T}, {c.train.steps} training steps{seconds}; sampler {c.sample.sampler} with "
+        f"{len(times) - 1} steps.",
+        f"Figures from {n} samples drawn with seed {seed}. Move the sliders to step through t; drag to zoom, "
+        "double-click to reset, click a legend entry to hide it.",
+    ]
+
+
+def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 0, eval_n: int = 2000,
+                 repeats: int = 3) -> str:
+    """The page of the run at ``run_dir`` as HTML text (see the module docstring)."""
+    for name, value, low in (("--n", n, 1), ("--eval-n", eval_n, 2), ("--repeats", repeats, 1)):
+        if value < low:
+            raise ConfigError(f"{name} must be at least {low}, got {value}")
+    run = load_run(run_dir)
+    steps, losses = read_loss(run.path / FILES["loss"])  # a run without a readable loss log fails before sampling
+    times = trajectory_times(run)
+    samples, traj = sample_run(run, n, seed=seed, trajectory=True)
+    assert traj is not None
+    scaled = run.scaler.transform(run.train)
+    d = run.dim
+    process_note = {1: "D = 1: the density of x_t, as histograms.", 2: ""}.get(
+        d, f"D = {d}: the first two of {d} columns of x_t.")
+    sections = [Section(
+        "Forward and reverse process",
+        figure_html(process.process_figure(scaled, traj, times, run.diffusion, seed=seed,
+                                           columns=run.columns), "process"),
+        note=f"In the scaled space, where the diffusion runs. {process_note}".strip())]
+    if d == 2:
+        sections.append(Section("The learned field −ε̂(x, t)", figure_html(
+            process.field_figure(eps_fn(run), traj, times, scaled), "field"),
+            note="Arrows: minus the predicted noise, the direction the reverse step moves x_t; one arrow scale "
+                 "for every t. Red: reverse trajectories from x_T down to t."))
+    else:
+        sections.append(Section("The learned field −ε̂(x, t)", "", note=f"The vector field is drawn for D = 2 "
+                                f"only; this run has D = {d}. The reverse process is in the figure above."))
+    figs = points.samples_figures(run.train, samples, run.columns, seed=seed)
+    sections.append(Section("Samples against data", "".join(
+        figure_html(f, f"samples-{i}") for i, f in enumerate(figs)),
+        note=f"In the data's units. {points.what_is_shown(d)}"))
+    sections.append(metrics_section(run, n=eval_n, repeats=repeats, seed=seed))
+    sections.append(Section("Training loss", figure_html(points.loss_figure(steps, losses), "loss")))
+    sections.append(Section("Noise schedule", figure_html(
+        process.schedule_figure(run.diffusion, f"{run.config.diffusion.schedule}, T = {run.diffusion.T}"),
+        "schedule")))
+    return render_page(f"difflab report: {run.path.name}", sections, intro=_intro(run, n, seed, times))
+
+
+def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+                 **options: Any) -> Path:
+    """Write the page of ``run_dir`` to ``out`` (default RUN_DIR/report.html); ``options`` as for
+    :func:`build_report`. Returns the path."""
+    path = report_path(run_dir, out)
+    return write_page(path, build_report(run_dir, **options))
