@@ -230,3 +230,15 @@ def test_loss_figure_has_the_bias_corrected_moving_average_and_drops_non_finite(
     assert len(decoded(fig.data[0].x)) == 39 and fig.layout.yaxis.type == "log"
     with pytest.raises(DifflabError, match="NaN or inf"):
         points.loss_figure([1, 2], [np.nan, np.inf])
+
+
+@pytest.mark.parametrize("d", [2, 10])
+def test_axes_span_the_bulk_not_a_few_far_out_samples(d: int) -> None:
+    rng = np.random.default_rng(0)
+    data, samples = rng.normal(size=(500, d)), rng.normal(size=(500, d))
+    samples[:3] = 1e3  # a poorly trained model's strays
+    fig = points.samples_figures(data, samples)[0]
+    ranges = [fig.layout[name].range for name in ("xaxis3", "yaxis3")] if d == 2 else [
+        fig.layout[name].range for name in ("xaxis", "yaxis", "xaxis4", "yaxis4")]
+    for lo, hi in ranges:
+        assert -6 < lo < -2 and 2 < hi < 6  # about the N(0, 1) bulk

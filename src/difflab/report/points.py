@@ -20,18 +20,21 @@ from difflab.viz import ema, panels
 MAX_PAIRS = 4
 MAX_MARGINALS = 12
 DATA_COLOR, SAMPLE_COLOR = "rgba(110,110,110,0.6)", "rgba(31,119,180,0.6)"
+LINE_COLOR = {DATA_COLOR: "rgb(90,90,90)", SAMPLE_COLOR: "rgb(31,119,180)"}  # density contours
 LOSS_SMOOTHING = 0.98  # the EMA weight of the loss PNG (viz.plot_loss)
 
 
 def what_is_shown(d: int) -> str:
     """The page's note on which columns the samples figure shows for width ``d``."""
+    robust = " Axes span the central 99 % of the points, so a few far-out samples may lie outside."
     if d == 1:
-        return "D = 1: the density of the samples against the data's, as histograms."
+        return "D = 1: the density of the samples against the data's, as histograms." + robust
     if d == 2:
-        return "D = 2: both point clouds with their density contours, and the marginal density of each column."
+        return ("D = 2: both point clouds with their density contours, and the marginal density of each column."
+                + robust)
     pairs = f"the first {MAX_PAIRS} of {d} columns" if d > MAX_PAIRS else f"all {d} columns"
     marg = f"the first {MAX_MARGINALS} of {d} columns" if d > MAX_MARGINALS else "every column"
-    return f"D = {d}: pairs of {pairs} (scatter matrix), then the marginal density of {marg}."
+    return f"D = {d}: pairs of {pairs} (scatter matrix), then the marginal density of {marg}." + robust
 
 
 def _names(d: int, columns: Sequence[str] | None) -> list[str]:
@@ -79,13 +82,14 @@ def joint_figure(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> go.Figur
         fig.add_trace(go.Histogram2dContour(
             x=pts[:, 0].astype(np.float32), y=pts[:, 1].astype(np.float32), name=f"{name} density",
             legendgroup=name, showlegend=False, showscale=False, ncontours=8, histnorm="probability density",
-            contours={"coloring": "none"}, line={"color": color.replace("0.6)", "1)"), "width": 1}), row=2, col=1)
+            contours={"coloring": "none"}, line={"color": LINE_COLOR[color], "width": 1}), row=2, col=1)
     for col, (row, c, vertical) in enumerate(((1, 1, True), (2, 2, False))):
         bins = _bins(x[:, col], y[:, col])
         for pts, name, color in ((x, "data", DATA_COLOR), (y, "samples", SAMPLE_COLOR)):
             fig.add_trace(_hist(pts[:, col], bins, name, color, vertical=vertical, showlegend=False), row=row, col=c)
-    fig.update_xaxes(title_text=names[0], row=2, col=1)
-    fig.update_yaxes(title_text=names[1], row=2, col=1)
+    lims = panels.limits([x, y], pad=0.05)  # robust: a few far-out samples of a poor model do not squash the rest
+    fig.update_xaxes(title_text=names[0], range=list(lims[0]), row=2, col=1)
+    fig.update_yaxes(title_text=names[1], range=list(lims[1]), row=2, col=1)
     fig.update_layout(barmode="overlay", height=620, legend={"orientation": "h", "y": 1.06},
                       margin={"t": 50, "b": 40})
     return fig
@@ -99,7 +103,9 @@ def pairs_figure(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> go.Figur
                               name=name, marker={"size": 2.5, "color": color}, diagonal={"visible": False},
                               showupperhalf=False)
                      for pts, name, color in ((x, "data", DATA_COLOR), (y, "samples", SAMPLE_COLOR))])
-    fig.update_layout(height=180 * k + 80, legend={"orientation": "h", "y": 1.04}, margin={"t": 50, "b": 40})
+    lims = panels.limits([x[:, :k], y[:, :k]], pad=0.05)
+    axes = {f"{a}axis{j + 1 if j else ''}": {"range": list(lims[j])} for j in range(k) for a in "xy"}
+    fig.update_layout(height=180 * k + 80, legend={"orientation": "h", "y": 1.04}, margin={"t": 50, "b": 40}, **axes)
     return fig
 
 

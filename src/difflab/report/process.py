@@ -158,7 +158,7 @@ def _polylines(paths: np.ndarray) -> np.ndarray:
 
 
 def field_figure(eps_fn: Callable[[np.ndarray, int], np.ndarray], traj: np.ndarray, times: Sequence[int],
-                 background: np.ndarray, *, n_paths: int = 12, grid: int = 17,
+                 background: np.ndarray, *, n_paths: int = 8, grid: int = 17,
                  lim: float | None = None) -> go.Figure:
     """−ε̂(x, t) on a ``grid`` × ``grid`` lattice over [−lim, lim]² (the direction the reverse mean moves x_t,
     Ho et al. 2020, Eq. 11) under a slider over the sampler's times t ≥ 1, with ``n_paths`` reverse trajectories
