@@ -41,6 +41,7 @@ SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array"
 MODEL_NAMES = "seed | mlp"
 SAMPLER_NAMES = "ddpm | ddim | dpm++"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
+SAMPLE_DEVICES = ("auto", "cpu", "cuda")  # difflab.sampling.device.DEVICES, checked before the heavy imports
 
 
 def _one_line(text: str) -> str:
@@ -223,13 +224,18 @@ def sample(
     trajectory: Annotated[Path | None, Opt(help="Also write the reverse trajectory, shape (K+1, n, D), in data "
                                            "units, to this .npy file.")] = None,
     chunk_size: Annotated[int, Opt(help="Points sampled at once (bounds memory).")] = 262_144,
+    device: Annotated[str, Opt(help="auto | cpu | cuda. auto: CUDA when available, and the CPU (with a warning) "
+                               "if sampling there fails; cuda: an error instead. A seed's points depend on the "
+                               "device.")] = "auto",
 ) -> None:
     """Draw samples from a trained run, in the data's own units."""
     _at_least(1, n=n, chunk_size=chunk_size)
+    if device not in SAMPLE_DEVICES:
+        raise DifflabError(f"--device {device!r}: choose one of: {' | '.join(SAMPLE_DEVICES)}")
     from difflab.sample import sample_to_file
 
     path = sample_to_file(run_dir, out, n=n, sampler=sampler, steps=steps, grid=grid, eta=eta, seed=seed,
-                          trajectory=trajectory, chunk_size=chunk_size)
+                          trajectory=trajectory, chunk_size=chunk_size, device=device)
     typer.echo(f"wrote {n} samples to {path}" + (f" and their trajectory to {trajectory}" if trajectory else ""))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from difflab.io import atomic_open
 from difflab.rundir import Run, load_run
 from difflab.sampling import SAMPLERS, make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate, generate_chunks
+from difflab.sampling.device import model_device, model_on, on_device
 from difflab.sampling.output import check_output_path, write_array, write_chunks
 
 # The command-line option behind each sampling setting, to name it in error messages.
@@ -60,11 +62,27 @@ def sampling_threads(run: Run, batch: int) -> contextlib.AbstractContextManager[
     return cpu_threads(default_threads(n_params, batch) if device.type == "cpu" else None)
 
 
+def run_on(run: Run, device: torch.device) -> Run:
+    """``run`` with its network on ``device`` (a copy there; the run's own model stays where it is)."""
+    model = model_on(run.model, device)
+    return run if model is run.model else dataclasses.replace(run, model=model)
+
+
 def sample_run(
+    run: Run, n: int, *, seed: int = 0, trajectory: bool = False, device: str = "auto", **over: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` samples in data units, and the reverse trajectory (K+1, n, D) in the scaled space if asked.
+
+    ``device``: auto | cpu | cuda. auto samples on CUDA when available and, if that fails, on the CPU with one
+    warning; a named device that fails is a one-line error (:func:`difflab.sampling.device.on_device`). A seed's
+    points depend on the device."""
+    return on_device(device, lambda dev: _sample_run(run_on(run, dev), n, seed=seed, trajectory=trajectory, **over))
+
+
+def _sample_run(
     run: Run, n: int, *, seed: int = 0, trajectory: bool = False, **over: Any
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``n`` samples in data units, and the reverse trajectory (K+1, n, D) in the scaled space if asked."""
-    kwargs = sampling_kwargs(run, **over)
+    kwargs = {**sampling_kwargs(run, **over), "device": model_device(run.model)}
     with sampling_threads(run, min(n, DEFAULT_CHUNK)):
         x, traj = generate(run.denoiser(), run.diffusion, n, run.dim, seed=seed, trajectory=trajectory, **kwargs)
     data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
@@ -85,6 +103,24 @@ def sample_to_file(
     seed: int = 0,
     trajectory: str | Path | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    device: str = "auto",
+    **over: Any,
+) -> Path:
+    """:func:`_sample_to_file` on ``device`` (auto | cpu | cuda, as in :func:`sample_run`): if sampling on CUDA
+    fails, the file is written on the CPU instead (auto) or nothing is written (cuda, a one-line error)."""
+    return on_device(device, lambda dev: _sample_to_file(run_dir, out, n=n, seed=seed, trajectory=trajectory,
+                                                         chunk_size=chunk_size, device=dev, **over))
+
+
+def _sample_to_file(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    n: int,
+    seed: int = 0,
+    trajectory: str | Path | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    device: torch.device,
     **over: Any,
 ) -> Path:
     """Stream ``n`` samples of the run to ``out`` (.csv/.npy), in data units; optionally also the reverse trajectory
@@ -98,8 +134,8 @@ def sample_to_file(
         trajectory = check_output_path(trajectory, formats=(".npy",))
         if trajectory.resolve() == out.resolve():
             raise DifflabError(f"{trajectory}: the trajectory needs a file of its own, not the samples' --out")
-    run = load_run(run_dir)
-    kwargs = sampling_kwargs(run, **over)
+    run = run_on(load_run(run_dir), device)
+    kwargs = {**sampling_kwargs(run, **over), "device": device}
     if trajectory is None:
         with sampling_threads(run, min(n, chunk_size)):
             chunks = (x.numpy().astype(np.float64) for x, _ in generate_chunks(
