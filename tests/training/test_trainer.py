@@ -179,7 +179,7 @@ def test_mlp_time_table_equals_direct_embedding(dim: int) -> None:
     torch.testing.assert_close(gathered, direct, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("param", list(PARAMETERIZATIONS))
+@pytest.mark.parametrize("param", ["eps", "x0", "v"])  # the parameterizations the hand-written step runs
 @pytest.mark.parametrize(
     "cfg",
     [TrainConfig(steps=6, seed=2), TrainConfig(steps=6, seed=2, batch_size=50, ema=0.9, grad_clip=0.5,

@@ -1,23 +1,30 @@
-"""Schedules, the forward process and its posterior, and parameterizations."""
+"""Schedules (discrete and continuous), the forward process and its posterior, parameterizations, denoisers."""
 
+from difflab.diffusion.continuous import CONTINUOUS
+from difflab.diffusion.denoiser import Denoiser
 from difflab.diffusion.parameterization import (
     PARAMETERIZATIONS,
     DenoiseFn,
-    Denoiser,
+    Parameterization,
     Prediction,
     get_parameterization,
 )
-from difflab.diffusion.process import GaussianDiffusion
+from difflab.diffusion.process import ContinuousDiffusion, GaussianDiffusion, Process, process_from_dict
 from difflab.diffusion.schedules import SCHEDULES, Schedule, make_schedule
 
 __all__ = [
+    "CONTINUOUS",
     "PARAMETERIZATIONS",
     "SCHEDULES",
+    "ContinuousDiffusion",
     "DenoiseFn",
     "Denoiser",
     "GaussianDiffusion",
+    "Parameterization",
     "Prediction",
+    "Process",
     "Schedule",
     "get_parameterization",
     "make_schedule",
+    "process_from_dict",
 ]

@@ -122,10 +122,32 @@ class Schedule:
         return cls(name=str(d.get("name", "array")), betas=betas)
 
 
+def zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
+    """Rescale a schedule so that ᾱ_T = 0 (Lin et al. 2023, Alg. 1): √ᾱ_t ← (√ᾱ_t − √ᾱ_T) √ᾱ_1 / (√ᾱ_1 − √ᾱ_T) for
+    t = 1..T, which keeps ᾱ_1 and makes β_T = 1. Sampling then starts from exactly the distribution it assumes,
+    N(0, I); only x_0- or v-prediction can use it (ε̂ says nothing about x_0 where ᾱ_T = 0)."""
+    a = np.sqrt(np.cumprod(1.0 - betas))  # a[0] = 1
+    if len(a) < 3:
+        raise ConfigError("zero terminal SNR needs T >= 2 (it keeps ᾱ_1 and sets ᾱ_T = 0)")
+    a_new = a.copy()
+    a_new[1:] = (a[1:] - a[-1]) * a[1] / (a[1] - a[-1])
+    ab = a_new**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = 1.0 - ab[1:] / ab[:-1]
+    return _with_zero(np.clip(b, 0.0, 1.0))
+
+
 def make_schedule(
-    name: str, T: int, *, betas: Sequence[float] | None = None, warn: bool = True, **options: float
+    name: str,
+    T: int,
+    *,
+    betas: Sequence[float] | None = None,
+    warn: bool = True,
+    zero_snr: bool = False,
+    **options: float,
 ) -> Schedule:
-    """Build the schedule ``name`` with T noisy steps (``name="array"`` takes ``betas``).
+    """Build the schedule ``name`` with T noisy steps (``name="array"`` takes ``betas``); ``zero_snr`` rescales it
+    to ᾱ_T = 0 (:func:`zero_terminal_snr`).
 
     Warns when ᾱ_T > 1e-2, because sampling starts from N(0, I) and the model never saw such x_T.
     """
@@ -142,6 +164,8 @@ def make_schedule(
             b = SCHEDULES[name](T, **options)
         except TypeError as e:
             raise ConfigError(f"schedule '{name}': bad options {options} ({e})") from None
+    if zero_snr:
+        b = zero_terminal_snr(b)
     alpha_bar_T = float(np.prod(1.0 - b))
     if warn and alpha_bar_T > ALPHA_BAR_T_WARN:
         warnings.warn(

@@ -23,10 +23,13 @@ DESCRIPTIONS = {
 }
 
 
-def build_model(name: str, dim: int, T: int, **options: Any) -> nn.Module:
-    """Instantiate network ``name`` for D = ``dim`` columns and T steps."""
+def build_model(name: str, dim: int, T: int, *, out_dim: int | None = None, **options: Any) -> nn.Module:
+    """Instantiate network ``name`` for D = ``dim`` columns and T steps (T = 0: continuous time); ``out_dim``: the
+    output width when it is not D (2D for learned variances)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+    if out_dim is not None and out_dim != dim:
+        options = {**options, "out_dim": out_dim}
     try:
         return MODELS[name](dim, T, **options)
     except TypeError as e:

@@ -1,7 +1,9 @@
 """difflab's default network: a residual MLP with a sinusoidal time embedding.
 
 The step t enters as t/T through sinusoidal features (Vaswani et al. 2017; Ho et al. 2020 §4) and an MLP, and is
-added to every residual block, so the network is smooth in t and independent of T's size.
+added to every residual block, so the network is smooth in t (fractional steps work) and independent of T's size.
+Built with T = 0 it is a continuous-time network: its time input is a real noise code, used as it is (difflab gives
+c_noise = ¼ ln σ, Karras et al. 2022).
 """
 
 from __future__ import annotations
@@ -36,26 +38,31 @@ class ResidualBlock(nn.Module):
 
 
 class ResMLP(nn.Module):
-    """Residual MLP denoiser for (B, D) data. ``t`` is a long tensor (B,) of steps in 1..T."""
+    """Residual MLP denoiser for (B, D) data. ``t`` (B,): steps in 1..T (long, or float for fractional steps), or
+    with T = 0 real noise codes. ``out_dim`` (default D): 2D for a network with learned variances."""
 
-    def __init__(self, dim: int, T: int, width: int = 128, depth: int = 3, emb_dim: int = 32) -> None:
+    def __init__(self, dim: int, T: int, width: int = 128, depth: int = 3, emb_dim: int = 32,
+                 out_dim: int | None = None) -> None:
         super().__init__()
         self.dim, self.T, self.emb_dim = dim, T, emb_dim
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, width), nn.SiLU(), nn.Linear(width, width))
         self.inp = nn.Linear(dim, width)
         self.blocks = nn.ModuleList([ResidualBlock(width) for _ in range(depth)])
         self.out_norm = nn.LayerNorm(width)
-        self.out = nn.Linear(width, dim)
+        self.out = nn.Linear(width, out_dim or dim)
         self.act = nn.SiLU()
+
+    def _u(self, t: Tensor) -> Tensor:
+        return t.to(torch.float32) / self.T if self.T else t.to(torch.float32)
 
     def time_embedding(self, t: Tensor) -> Tensor:
         """e(t) for each row. With fewer steps T than rows, embed every step 1..T once and gather the rows: the
         same values for less work (training batches hold each t many times)."""
-        if self.T < t.shape[0]:
+        if 0 < self.T < t.shape[0] and not t.is_floating_point():
             steps = torch.arange(1, self.T + 1, device=t.device, dtype=torch.float32)
             table = self.time_mlp(sinusoidal_embedding(steps / self.T, self.emb_dim))
             return table[t - 1]
-        return self.time_mlp(sinusoidal_embedding(t.to(torch.float32) / self.T, self.emb_dim))
+        return self.time_mlp(sinusoidal_embedding(self._u(t), self.emb_dim))
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         emb = self.time_embedding(t).to(x.dtype)
@@ -65,11 +72,11 @@ class ResMLP(nn.Module):
         return self.out(self.act(self.out_norm(h)))
 
     @torch.no_grad()
-    def at_step(self, t: int) -> Callable[[Tensor], Tensor]:
-        """``forward(·, t)`` for one step t shared by all rows: the time embedding is computed once, not per row."""
-        if not 1 <= t <= self.T:
+    def at_step(self, t: float) -> Callable[[Tensor], Tensor]:
+        """``forward(·, t)`` for one time t shared by all rows: the time embedding is computed once, not per row."""
+        if self.T and not 1 <= t <= self.T:
             raise ValueError(f"step t={t} is outside 1..{self.T}")
-        u = torch.tensor([t], dtype=torch.float32, device=self.inp.weight.device) / self.T  # as forward does
+        u = self._u(torch.tensor([t], dtype=torch.float32, device=self.inp.weight.device))  # as forward does
         emb = self.time_mlp(sinusoidal_embedding(u, self.emb_dim))  # (1, width), broadcast over rows
 
         def run(x: Tensor) -> Tensor:

@@ -12,12 +12,20 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from difflab.errors import ConfigError
+
 
 class SeedMLP(nn.Module):
-    """The tutorial's ε-predictor. ``t`` is a long tensor (B,) of steps in 1..T."""
+    """The tutorial's ε-predictor. ``t`` is a long tensor (B,) of steps in 1..T. ``out_dim`` (default D): 2D for a
+    network with learned variances."""
 
-    def __init__(self, dim: int, T: int) -> None:
+    integer_time = True  # the one-hot code knows whole steps only: a solver's fractional time is rounded
+
+    def __init__(self, dim: int, T: int, out_dim: int | None = None) -> None:
         super().__init__()
+        if T < 1:
+            raise ConfigError("the tutorial's network codes time as one-hot over T steps: it needs time = 'discrete'"
+                              " (use --model mlp for continuous time)")
         self.dim, self.T = dim, T
         self.t_encoder = nn.Linear(T, 1)
         self.model = nn.Sequential(
@@ -29,7 +37,7 @@ class SeedMLP(nn.Module):
             nn.LeakyReLU(),
             nn.Linear(100, 20),
             nn.LeakyReLU(),
-            nn.Linear(20, dim),
+            nn.Linear(20, out_dim or dim),
         )
 
     def time_code(self, t: Tensor) -> Tensor:

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from difflab.compute import cpu_threads
 from difflab.diffusion.parameterization import DenoiseFn, Prediction
-from difflab.diffusion.process import GaussianDiffusion
+from difflab.diffusion.process import Process, Time
 from difflab.sampling.grids import make_grid
-from difflab.sampling.samplers import get_sampler
+from difflab.sampling.registry import check_options, get_sampler
 
 DEFAULT_CHUNK = 262_144
 # Rows the network sees at once. A chunk's draws are made chunk-wide (so a seed's points do not depend on this),
@@ -40,39 +40,44 @@ def blocked(denoise: DenoiseFn, block: int, workers: int = 1) -> DenoiseFn:
     after every matrix product, and a call costs one hand-off per worker, not one per block."""
     pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="difflab-block") if workers > 1 else None
 
-    def part(xt: Tensor, t: int, eps: Tensor, x0: Tensor, lo: int, hi: int) -> None:
+    learned: list[bool] = []  # whether predictions carry v (learned variances): found out on the first call
+
+    def part(xt: Tensor, t: Time, outs: list[Tensor], lo: int, hi: int) -> None:
         rows = hi - lo
         size = math.ceil(rows / math.ceil(rows / block))  # blocks of equal size, at most `block` rows
         with torch.no_grad():  # grad mode is per thread
             for i in range(lo, hi, size):
                 j = min(i + size, hi)
                 p = denoise(xt[i:j], t)
-                eps[i:j], x0[i:j] = p.eps, p.x0
+                for out, value in zip(outs, (p.eps, p.x0, p.v), strict=False):
+                    out[i:j] = value
 
-    def call(xt: Tensor, t: int) -> Prediction:
+    def call(xt: Tensor, t: Time) -> Prediction:
         n = len(xt)
         # equal parts, one per worker, of at least MIN_PART rows: a hand-off to a thread cost ~0.3 ms here
         parts = min(workers, max(1, n // MIN_PART))
         if n <= block and parts == 1:
             return denoise(xt, t)
-        eps, x0 = torch.empty_like(xt), torch.empty_like(xt)
+        if not learned:
+            learned.append(denoise(xt[:1], t).v is not None)
+        outs = [torch.empty_like(xt) for _ in range(3 if learned[0] else 2)]
         if parts == 1:
-            part(xt, t, eps, x0, 0, n)
-            return Prediction(eps=eps, x0=x0)
-        bounds = [n * k // parts for k in range(parts + 1)]
-        with cpu_threads(1):
-            others = [pool.submit(part, xt, t, eps, x0, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-            part(xt, t, eps, x0, bounds[0], bounds[1])
-            for f in others:
-                f.result()
-        return Prediction(eps=eps, x0=x0)
+            part(xt, t, outs, 0, n)
+        else:
+            bounds = [n * k // parts for k in range(parts + 1)]
+            with cpu_threads(1):
+                others = [pool.submit(part, xt, t, outs, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+                part(xt, t, outs, bounds[0], bounds[1])
+                for f in others:
+                    f.result()
+        return Prediction(*outs)
 
     return call
 
 
 def generate_chunks(
     denoise: DenoiseFn,
-    diffusion: GaussianDiffusion,
+    diffusion: Process,
     n: int,
     dim: int,
     *,
@@ -88,16 +93,17 @@ def generate_chunks(
 ) -> Iterator[tuple[Tensor, Tensor | None]]:
     """Yield ``(x_0 chunk (b, D), trajectory (K+1, b, D) or None)`` for ``n`` points in chunks of ``chunk_size``.
 
-    ``sampler`` names a function in :data:`difflab.sampling.SAMPLERS`; ``steps`` is the number K ≤ T of model calls
-    on a ``grid`` that starts at t = T; ``options`` go to the sampler (``eta`` for ddim, ``variance`` for ddpm).
+    ``sampler`` names a function in :data:`difflab.sampling.SAMPLERS`; ``steps`` is the number K of jumps on a
+    ``grid`` that starts at t_max; ``options`` go to the sampler (``eta`` for ddim, ``variance`` for ddpm, …).
     ``block`` caps the rows per network call on the CPU (None: the whole chunk); it changes speed, not the points.
     Blocks run on as many threads as torch may use here (``torch.get_num_threads()``). A GPU gets whole chunks:
     there the cost is per launch, not per cache miss.
     """
     fn = get_sampler(sampler)
+    check_options(sampler, options or {})
     if block is not None and block < chunk_size and torch.device(device).type == "cpu":
         denoise = blocked(denoise, block, workers=torch.get_num_threads())
-    ts = make_grid(diffusion.T, steps, grid)
+    ts = make_grid(diffusion, steps, grid)
     gen = torch.Generator(device=device).manual_seed(seed)
     done = 0
     while done < n:
@@ -111,7 +117,7 @@ def generate_chunks(
 
 
 def generate(
-    denoise: DenoiseFn, diffusion: GaussianDiffusion, n: int, dim: int, **kwargs: Any
+    denoise: DenoiseFn, diffusion: Process, n: int, dim: int, **kwargs: Any
 ) -> tuple[Tensor, Tensor | None]:
     """All ``n`` samples at once (and the trajectory, shape (K+1, n, D), if ``trajectory=True``)."""
     xs, trajs = [], []

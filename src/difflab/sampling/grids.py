@@ -1,29 +1,91 @@
-"""Time grids for samplers: descending integer steps from T down to 0 (clean data), K jumps in all."""
+"""Time grids for samplers: descending times from t_max (T, or 1) down to 0 (clean data), K jumps in all.
+
+Every grid is a function ``(process, K) -> K times`` from t_max down to the last time the network is asked about;
+:func:`make_grid` appends the 0. For a discrete process the times are whole steps 1..T (a grid that is uniform in
+another variable is rounded to the nearest steps, and refused if two coincide); for a continuous one they are
+numbers in [t_min, 1].
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 
+from difflab.diffusion.process import Process, Time
 from difflab.errors import ConfigError
 
-GRIDS: dict[str, Callable[[int, int], np.ndarray]] = {
-    # Lin et al. 2023, Table 2: "trailing" always starts at t = T, spacing T/K.
-    "trailing": lambda T, K: np.round(np.arange(T, 0, -T / K)).astype(np.int64),
-    # Evenly spaced from T to 1 inclusive.
-    "linspace": lambda T, K: np.round(np.linspace(T, 1, K)).astype(np.int64),
-}
+GridFn = Callable[[Process, int], np.ndarray]
+GRIDS: dict[str, GridFn] = {}
+DESCRIPTIONS: dict[str, str] = {}
+# Log-SNR where a grid that is uniform in λ or σ starts when λ(t_max) = −∞ (zero terminal SNR): the first step is
+# still t_max, the others are spaced from here.
+LOGSNR_FLOOR = -20.0
+KARRAS_RHO = 7.0  # Karras et al. 2022, eq. 5
 
 
-def make_grid(T: int, steps: int | None = None, kind: str = "trailing") -> list[int]:
-    """Steps ``[T, ..., t_K, 0]``: K = ``steps`` model calls (default T), each grid starting at t = T."""
-    K = T if steps is None else int(steps)
+def register(name: str, description: str) -> Callable[[GridFn], GridFn]:
+    def deco(fn: GridFn) -> GridFn:
+        GRIDS[name] = fn
+        DESCRIPTIONS[name] = description
+        return fn
+
+    return deco
+
+
+@register("trailing", "uniform in t, starting at t_max with spacing t_max/K (Lin et al. 2023, Table 2)")
+def trailing(d: Process, K: int) -> np.ndarray:
+    if d.discrete:
+        return np.round(np.arange(d.T, 0, -d.T / K)).astype(np.int64)
+    return np.maximum(np.arange(K, 0, -1) / K, d.t_min)
+
+
+@register("linspace", "uniform in t from t_max to t_min inclusive")
+def linspace(d: Process, K: int) -> np.ndarray:
+    if d.discrete:
+        return np.round(np.linspace(d.T, 1, K)).astype(np.int64)
+    return np.linspace(1.0, d.t_min, K)
+
+
+def _from_log_snr(d: Process, lams: np.ndarray) -> np.ndarray:
+    """Times for log-SNRs (first one forced to t_max), whole steps for a discrete process."""
+    ts = np.array([d.t_of_log_snr(float(lam)) for lam in lams])
+    ts[0] = d.t_max
+    return np.round(ts).astype(np.int64) if d.discrete else ts
+
+
+def _lam_range(d: Process) -> tuple[float, float]:
+    return max(d.log_snr(d.t_max), LOGSNR_FLOOR), d.log_snr(d.t_min)
+
+
+@register("logsnr", "uniform in log-SNR λ from λ(t_max) to λ(t_min) (Lu et al. 2022's choice for DPM-Solver)")
+def logsnr(d: Process, K: int) -> np.ndarray:
+    lo, hi = _lam_range(d)
+    return _from_log_snr(d, np.linspace(lo, hi, K))
+
+
+@register("karras", "σ_i = (σ_max^{1/ρ} + i/(K−1) (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, ρ = 7 (Karras et al. 2022, eq. 5)")
+def karras(d: Process, K: int) -> np.ndarray:
+    lo, hi = _lam_range(d)
+    s_max, s_min = math.exp(-lo / 2), math.exp(-hi / 2)  # σ = e^{−λ/2}
+    if K == 1:
+        return _from_log_snr(d, np.array([lo]))
+    ramp = np.linspace(0.0, 1.0, K)
+    sigmas = (s_max ** (1 / KARRAS_RHO) + ramp * (s_min ** (1 / KARRAS_RHO) - s_max ** (1 / KARRAS_RHO))) ** KARRAS_RHO
+    return _from_log_snr(d, -2.0 * np.log(sigmas))
+
+
+def make_grid(d: Process, steps: int | None = None, kind: str = "trailing") -> list[Time]:
+    """Times ``[t_max, ..., t_K, 0]``: K = ``steps`` model calls (default: the process's T)."""
+    K = d.T if steps is None else int(steps)
     if kind not in GRIDS:
         raise ConfigError(f"unknown time grid '{kind}'; choose one of: {', '.join(GRIDS)}")
-    if not 1 <= K <= T:
-        raise ConfigError(f"sampling steps must be between 1 and T={T}, got {K}")
-    ts = GRIDS[kind](T, K)
-    if len(np.unique(ts)) != K or ts[0] != T:
-        raise ConfigError(f"time grid '{kind}' with {K} steps of T={T} repeats steps; use another --steps")
-    return [int(t) for t in ts] + [0]
+    if K < 1 or (d.discrete and K > d.T):
+        bound = f"between 1 and T={d.T}" if d.discrete else "at least 1"
+        raise ConfigError(f"sampling steps must be {bound}, got {K}")
+    ts = GRIDS[kind](d, K)
+    if len(np.unique(ts)) != K or ts[0] != d.t_max or np.any(np.diff(ts) >= 0):
+        raise ConfigError(f"time grid '{kind}' with {K} steps of T={d.T} repeats steps; use another --steps or grid")
+    cast = int if d.discrete else float
+    return [cast(t) for t in ts] + [cast(0)]

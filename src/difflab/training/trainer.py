@@ -16,39 +16,50 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from difflab.compute import cpu_threads, default_threads, resolve_device, warn_fallback
 from difflab.config import TrainConfig
-from difflab.diffusion.parameterization import get_parameterization, target_tables
-from difflab.diffusion.process import GaussianDiffusion
-from difflab.errors import ConfigError
+from difflab.diffusion.parameterization import Parameterization, get_parameterization, target_tables
+from difflab.diffusion.process import Process
+from difflab.errors import ConfigError, DifflabError
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer
 from difflab.training.ema import EMA
+from difflab.training.objective import Objective
 from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
 
 
+class TrainingDiverged(DifflabError):
+    """The loss or the weights stopped being finite; the message names the first such step."""
+
+
 class Trainer:
-    """Trains ``model`` on the scaled data ``x`` (N, D). ``step()`` takes one optimizer step and returns the loss."""
+    """Trains ``model`` on the scaled data ``x`` (N, D). ``step()`` takes one optimizer step and returns the loss.
+
+    ``diffusion``: the process (discrete steps or continuous time); ``parameterization``: a name or a
+    :class:`~difflab.diffusion.parameterization.Parameterization`; ``learned_variance``: the network's second D
+    outputs are Nichol & Dhariwal's v, trained with the hybrid loss (:mod:`difflab.training.objective`)."""
 
     def __init__(
         self,
         model: nn.Module,
-        diffusion: GaussianDiffusion,
+        diffusion: Process,
         x: Tensor,
         cfg: TrainConfig,
         *,
-        parameterization: str = "eps",
+        parameterization: str | Parameterization = "eps",
+        learned_variance: bool = False,
         fused: bool = True,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.model = model.to(self.device)
         self.diffusion = diffusion
-        self.param = get_parameterization(parameterization)
+        self.param = (parameterization if isinstance(parameterization, Parameterization)
+                      else get_parameterization(parameterization))
+        self.objective = Objective(diffusion, self.param, cfg, self.device, learned_variance=learned_variance)
         self.x = x.to(self.device, torch.float32).contiguous()
         self.N, self.D = self.x.shape
         self.full_batch = cfg.batch_size is None or cfg.batch_size >= self.N
@@ -66,11 +77,15 @@ class Trainer:
         self._t = torch.empty(self.B, dtype=torch.long, device=self.device)
         self._noise = torch.empty(self.B, self.D, dtype=torch.float32, device=self.device)
         self._idx = torch.empty(self.B, dtype=torch.long, device=self.device)
-        self._sqrt_ab = diffusion.sqrt_alpha_bars.to(self.device, torch.float32)
-        self._sqrt_1mab = diffusion.sqrt_one_minus_alpha_bars.to(self.device, torch.float32)
-        self._eps_target = parameterization == "eps"
-        self._target_coef = [c.to(self.device, torch.float32) for c in target_tables(diffusion, parameterization)]
-        self.net = self._fused_net() if fused and is_plain_seed(self.model) else None
+        # The hand-written step of the tutorial's network: discrete steps, and targets in the tables it reads
+        fusable = (diffusion.discrete and self.param.name in ("eps", "x0", "v") and not learned_variance
+                   and fused and is_plain_seed(self.model))
+        if fusable:
+            self._sqrt_ab = diffusion.sqrt_alpha_bars.to(self.device, torch.float32)
+            self._sqrt_1mab = diffusion.sqrt_one_minus_alpha_bars.to(self.device, torch.float32)
+            self._eps_target = self.param.name == "eps"
+            self._target_coef = [c.to(self.device, torch.float32) for c in target_tables(diffusion, self.param.name)]
+        self.net = self._fused_net() if fusable else None
         self._direct_adamw = self.device.type == "cpu" and plain_fused_adamw(self.opt)
         self._stepped = False
 
@@ -88,15 +103,16 @@ class Trainer:
 
     # --- one step ---------------------------------------------------------------------------------------------
     def draw(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Draw (x_0, t, ε) for one step: t ~ U{1..T} then ε ~ N(0, I), as the tutorial does."""
+        """Draw (x_0, t, ε) for one step: t ~ U{1..T} (or the objective's times) then ε ~ N(0, I), as the tutorial
+        does."""
         if self.full_batch:
             x0 = self.x
         else:
             torch.randint(0, self.N, (self.B,), generator=self.generator, out=self._idx)
             x0 = self.x[self._idx]
-        torch.randint(1, self.T + 1, (self.B,), generator=self.generator, out=self._t)
+        t = self.objective.draw(self.B, self.generator, out=self._t)
         torch.randn(self._noise.shape, generator=self.generator, out=self._noise)
-        return x0, self._t, self._noise
+        return x0, t, self._noise
 
     def target(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         """The parameterization's regression target c_ε[t] ε + c_x0[t] x_0, from float32 tables on the device (no
@@ -107,10 +123,9 @@ class Trainer:
         return torch.addcmul(c_eps[t].unsqueeze(1) * eps, c_x0[t].unsqueeze(1), x0)
 
     def loss(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-        """Simple loss: MSE between the network's output and the parameterization's target."""
-        xt = self._sqrt_ab[t].unsqueeze(1) * x0 + self._sqrt_1mab[t].unsqueeze(1) * eps
-        target = self.target(x0, eps, t)
-        return F.mse_loss(self.model(xt, t), target)
+        """The step's loss (:class:`~difflab.training.objective.Objective`): the simple loss, hybrid with learned
+        variances."""
+        return self.objective.loss(self.model, x0, eps, t)
 
     def step(self) -> Tensor:
         """One optimizer step; returns the step's loss (before the update) as a 0-d tensor."""
@@ -169,6 +184,7 @@ class Trainer:
         start = time.perf_counter()
         graphed = self._graphed(graph)
         bar = progress_bar(self.cfg.steps, initial=self.step_count, desc="train", enabled=progress)
+        checked = self.step_count
         with cpu_threads(self.threads):
             while self.step_count < self.cfg.steps:
                 if graphed is not None:
@@ -176,15 +192,21 @@ class Trainer:
                 else:
                     self.loss_log[self.step_count] = self.step()
                     self.step_count += 1
-                if progress and self.step_count % log_every == 0:
-                    lo = max(0, self.step_count - log_every)
-                    bar.set_postfix(loss=f"{self.loss_log[lo : self.step_count].mean().item():.4f}")
-                    bar.update(log_every)
+                if self.step_count % log_every == 0:
+                    lo = max(checked, self.step_count - log_every)
+                    window = self.loss_log[lo : self.step_count]
+                    self._check_finite(window, lo)
+                    checked = self.step_count
+                    if progress:
+                        bar.set_postfix(loss=f"{window.mean().item():.4f}")
+                        bar.update(log_every)
                 if on_checkpoint and self.step_count % self.cfg.checkpoint_every == 0:
                     if graphed is not None:
                         graphed.sync()
+                    self._check_finite(self.loss_log[checked : self.step_count], checked, weights=True)
                     on_checkpoint(self)
         bar.close()
+        self._check_finite(self.loss_log[checked : self.step_count], checked, weights=True)
         if graphed is not None:
             graphed.release()
         if self.device.type == "cuda":
@@ -201,7 +223,7 @@ class Trainer:
         remaining = self.cfg.steps - self.step_count
         if graph is None:
             graph = self.device.type == "cuda" and self.cfg.cuda_graph
-        if not graph or remaining < GRAPH_MIN_STEPS:
+        if not graph or remaining < GRAPH_MIN_STEPS or self.objective.importance:  # (its history: dynamic shapes)
             return None
         stepped = self._stepped
         try:
@@ -211,6 +233,19 @@ class Trainer:
             warn_fallback("the CUDA graph of the training step", e, instead="training continues without it (the "
                           "same steps, eagerly)", skip="Set cuda_graph = false in [train] to skip the attempt.")
             return None
+
+    def _check_finite(self, window: Tensor, first: int, *, weights: bool = False) -> None:
+        """Stop with :class:`TrainingDiverged` if a logged loss (steps first+1..) or, with ``weights``, a weight is
+        not finite: nothing non-finite reaches a checkpoint or a model file (one host sync per call)."""
+        bad = ~torch.isfinite(window)
+        if bool(bad.any()):
+            step = first + int(torch.nonzero(bad)[0, 0]) + 1
+            raise TrainingDiverged(f"training diverged: the loss is {float(window[step - first - 1])} at step {step} "
+                                   f"(lr {self.cfg.lr:g}); stopped there, the last checkpoint before it is kept. Try a "
+                                   "smaller --lr, grad_clip in [train], or another schedule")
+        if weights and not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise TrainingDiverged(f"training diverged: a weight is not finite after step {self.step_count} "
+                                   f"(lr {self.cfg.lr:g}); the last checkpoint before it is kept. Try a smaller --lr")
 
     def losses(self) -> list[float]:
         return self.loss_log[: self.step_count].tolist()
@@ -223,6 +258,7 @@ class Trainer:
         out.update(optimizer_tensors(self.opt))
         out["rng"] = self.generator.get_state()
         out["loss_log"] = self.loss_log[: self.step_count]
+        out.update(self.objective.state_tensors())
         return out
 
     def load_state_tensors(self, tensors: dict[str, Tensor], step: int) -> None:
@@ -236,6 +272,7 @@ class Trainer:
             ema = strip(tensors, "ema.")
             self.ema.load_state_dict(ema if ema else strip(tensors, "model."))
         load_optimizer_tensors(self.opt, tensors)
+        self.objective.load_state_tensors(tensors)
         self.generator.set_state(tensors["rng"])
         self.step_count = step
         n = min(step, self.cfg.steps)

@@ -1,0 +1,103 @@
+"""From a run's config to its pieces: the process, the network's shape, the denoiser — and the checks that refuse,
+before any data is loaded or file written, a combination that cannot work, saying why.
+
+Names that live in registries (schedule, model, sampler, grid, parameterization) are checked here rather than in
+:mod:`difflab.config`, which stays import-light for the command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from difflab.compute import resolve_device
+from difflab.config import RunConfig
+from difflab.diffusion import (
+    CONTINUOUS,
+    ContinuousDiffusion,
+    Denoiser,
+    GaussianDiffusion,
+    Process,
+    get_parameterization,
+    make_schedule,
+)
+from difflab.errors import ConfigError
+from difflab.models import MODELS, build_model
+from difflab.sampling import GRIDS, SAMPLERS, check_options
+
+# Parameterizations that recover x_0 from the network's output through ε alone: where ᾱ_T = 0 (zero terminal SNR)
+# x_T carries no information about x_0, and x̂_0 = (x_T − σ ε̂)/α is 0/0.
+NEEDS_SIGNAL = ("eps", "score")
+
+
+def is_oracle(name: str) -> bool:
+    """An exact denoiser built from the data (:mod:`difflab.models.oracles`), not a trained network."""
+    return hasattr(MODELS.get(name), "from_data")
+
+
+def build_process(cfg: RunConfig, *, warn: bool = True) -> Process:
+    """The forward process of ``cfg.diffusion``: T discrete steps, or continuous time."""
+    d = cfg.diffusion
+    if d.time == "continuous":
+        if d.schedule not in CONTINUOUS:
+            raise ConfigError(f"schedule '{d.schedule}' has no continuous-time form; with time = 'continuous' use "
+                              f"one of: {', '.join(CONTINUOUS)} (or time = 'discrete')")
+        return ContinuousDiffusion(d.schedule, d.T, zero_terminal_snr=d.zero_terminal_snr, **d.schedule_options)
+    return GaussianDiffusion(make_schedule(d.schedule, d.T, betas=d.betas, warn=warn, zero_snr=d.zero_terminal_snr,
+                                           **d.schedule_options))
+
+
+def network_shape(cfg: RunConfig, process: Process, dim: int) -> dict[str, Any]:
+    """``build_model``'s T (0: a continuous-time network, which sees the noise level) and ``out_dim`` (2D with learned
+    variances). An oracle keeps the process's T: its tables are indexed by step."""
+    T = process.T if process.discrete or is_oracle(cfg.model.name) else 0
+    out_dim = 2 * dim if cfg.diffusion.variance == "learned-range" else None
+    return {"T": T, "out_dim": out_dim}
+
+
+def initial_network(cfg: RunConfig, process: Process, dim: int) -> nn.Module:
+    shape = network_shape(cfg, process, dim)
+    return build_model(cfg.model.name, dim, shape["T"], out_dim=shape["out_dim"], **cfg.model.options)
+
+
+def denoiser(cfg: RunConfig, model: nn.Module, process: Process) -> Denoiser:
+    d = cfg.diffusion
+    return Denoiser(model.eval(), process, d.parameterization, learned_variance=d.variance == "learned-range",
+                    sigma_data=d.sigma_data)
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Every name and combination, without loading data: a one-line ConfigError that says why, or nothing."""
+    d, m, s = cfg.diffusion, cfg.model, cfg.sample
+    process = build_process(cfg, warn=False)
+    if m.name not in MODELS:
+        raise ConfigError(f"unknown model '{m.name}'; choose one of: {', '.join(MODELS)}")
+    param = get_parameterization(d.parameterization, sigma_data=d.sigma_data)
+    if not process.discrete:
+        if m.name == "seed":
+            raise ConfigError("the tutorial's network ('seed') codes time as one-hot over T steps; continuous time "
+                              "needs a network of the noise level: use --model mlp")
+        if param.discrete_only:
+            raise ConfigError(f"parameterization '{param.name}' is defined per step t → t−1: it needs time = "
+                              "'discrete'")
+        if d.variance == "learned-range":
+            raise ConfigError("learned variances interpolate between the β and β̃ of one step: they need time = "
+                              "'discrete'")
+    if is_oracle(m.name) and (d.parameterization != "eps" or d.variance != "fixed"):
+        raise ConfigError(f"model '{m.name}' is an exact denoiser: it needs --parameterization eps and fixed variances")
+    if d.zero_terminal_snr and d.parameterization in NEEDS_SIGNAL:
+        raise ConfigError(f"zero terminal SNR makes ᾱ_T = 0, where '{d.parameterization}'-prediction cannot give x_0 "
+                          "(x_T holds nothing of it; x̂_0 = (x_T − σ ε̂)/0): use --parameterization v, x0 or edm "
+                          "(Lin et al. 2023, §3.2)")
+    if s.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
+    if s.grid not in GRIDS:
+        raise ConfigError(f"unknown time grid '{s.grid}'; choose one of: {', '.join(GRIDS)}")
+    check_options(s.sampler, s.options)
+    if s.sampler == "ode" and process.alpha_bar(process.t_max) == 0.0:
+        raise ConfigError("sampler 'ode' starts the probability-flow ODE at σ = ∞ where ᾱ_T = 0 (zero terminal SNR); "
+                          "use heun, dpm++ or ddim")
+    if s.variance == "learned" and d.variance != "learned-range":
+        raise ConfigError("reverse variance 'learned' needs a model trained with variance = 'learned-range'")
+    resolve_device(cfg.train.device)

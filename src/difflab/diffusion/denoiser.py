@@ -1,0 +1,85 @@
+"""A trained network as a denoiser: ``denoiser(x_t, t) -> Prediction(ε̂, x̂_0[, v])`` for any time of its process.
+
+The network sees ``c_in · x_t`` (1 except with EDM's preconditioning) and ``process.net_time(t)`` (the step for a
+discrete process, the noise level for a continuous one); its output is read through the parameterization. A network
+with learned variances (Nichol & Dhariwal 2021) has 2D outputs: the parameterization's D, then v. Networks that take
+only whole steps (the tutorial's one-hot time input) get the nearest step when a solver asks for a time between two.
+Exact denoisers (the oracles, :mod:`difflab.models.oracles`) are asked directly for E[ε | x_t] and E[x_0 | x_t] at
+the process's ᾱ_t, so they serve every process and time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from difflab.diffusion.parameterization import Parameterization, Prediction, get_parameterization
+from difflab.diffusion.process import Process, Time
+
+
+class Denoiser:
+    """``model`` with its ``process`` and ``parameterization`` (name, or a :class:`Parameterization`)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        process: Process,
+        parameterization: str | Parameterization = "eps",
+        *,
+        learned_variance: bool = False,
+        **options: Any,
+    ) -> None:
+        self.model = model
+        self.diffusion = process
+        self.param = (parameterization if isinstance(parameterization, Parameterization)
+                      else get_parameterization(parameterization, **options))
+        self.learned_variance = learned_variance
+        self._steps: dict[Time, tuple[tuple[tuple[int, int], ...], Callable[[Tensor], Tensor]]] = {}
+
+    def _net_time(self, t: Time) -> Time:
+        if getattr(self.model, "integer_time", False) and not float(t).is_integer():
+            t = round(float(t))
+        return self.diffusion.net_time(t)
+
+    def _at_step(self, t: Time) -> Callable[[Tensor], Tensor]:
+        """The network's function for time t (``model.at_step``), built once per t and rebuilt when a weight has
+        changed or been replaced since (every in-place update bumps a tensor's version counter)."""
+        versions = tuple((id(p), p._version) for p in self.model.parameters())
+        hit = self._steps.get(t)
+        if hit is None or hit[0] != versions:
+            hit = self._steps[t] = (versions, self.model.at_step(self._net_time(t)))
+        return hit[1]
+
+    def _read(self, xt: Tensor, t: Time, out: Tensor) -> Prediction:
+        a, s = self.diffusion.alpha_sigma(t, xt)
+        post = self.diffusion.posterior_coefs(round(t), xt) if self.param.needs_posterior else None
+        if self.learned_variance:
+            out, v = out.chunk(2, dim=-1)
+            p = self.param.predict(xt, out, a, s, post)
+            return Prediction(eps=p.eps, x0=p.x0, v=v)
+        return self.param.predict(xt, out, a, s, post)
+
+    def _input(self, xt: Tensor, t: Time) -> Tensor:
+        if self.param.c_in is None:
+            return xt
+        return xt * self.param.c_in(*self.diffusion.alpha_sigma(t, xt))
+
+    def predict(self, xt: Tensor, t: Time) -> Prediction:
+        """The prediction with autograd on (for Jacobians: the probability-flow likelihood)."""
+        if hasattr(self.model, "posterior"):  # an oracle: exact at any ᾱ
+            ab = torch.full((xt.shape[0], 1), self.diffusion.alpha_bar(t), dtype=torch.float64, device=xt.device)
+            eps, x0 = self.model.posterior(xt.to(torch.float64), ab)
+            return Prediction(eps=eps.to(xt.dtype), x0=x0.to(xt.dtype))
+        nt = self._net_time(t)
+        out = self.model(self._input(xt, t), torch.full((xt.shape[0],), nt, device=xt.device,
+                                                        dtype=torch.long if isinstance(nt, int) else torch.float32))
+        return self._read(xt, t, out)
+
+    @torch.no_grad()
+    def __call__(self, xt: Tensor, t: Time) -> Prediction:
+        if hasattr(self.model, "at_step"):  # the network's own path for one t shared by all rows
+            return self._read(xt, t, self._at_step(t)(self._input(xt, t)))
+        return self.predict(xt, t)
