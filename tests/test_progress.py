@@ -93,7 +93,7 @@ def test_trainer_fit_writes_a_few_lines_to_a_log(dim: int, capsys: pytest.Captur
     """Trainer.fit with progress on, stderr captured (not a terminal): about ten lines for 1000 steps."""
     torch.manual_seed(0)
     x = torch.rand(64, dim, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    tr = Trainer(build_model("seed", dim, 10), make_diffusion("poly", 10), x, TrainConfig(steps=1000, seed=0))
+    tr = Trainer(build_model("seed", dim, 10), make_diffusion("poly", 10), x, TrainConfig(steps=1000, seed=0, device="cpu"))
     with cpu_threads(1):
         tr.fit(progress=True)
     err = capsys.readouterr().err.splitlines()

@@ -33,6 +33,8 @@ CONFIGS = [
 ]
 IDS = ["tutorial", "minibatch-ema-cosine-clip"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# On a GPU a graph that fell back to eager steps (difflab.training.cuda_graph) is a failure of these tests, not a pass.
+pytestmark = pytest.mark.filterwarnings("error::difflab.errors.FallbackWarning")
 
 
 def _trainer(name: str, cfg: TrainConfig, device: str = "cpu", dim: int = 2) -> Trainer:

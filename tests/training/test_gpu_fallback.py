@@ -2,7 +2,8 @@
 
 No GPU is needed: the graphed classes' ``capture=False`` mode runs the very warm-up and undo that precede a capture,
 and the failures a card could raise are simulated by making the step, the capture or the set-up raise. The run
-that fell back must equal an eager run bit for bit: weights, optimizer moments, EMA, loss log, RNG, LR schedule."""
+that fell back must equal an eager run bit for bit: weights, optimizer moments, EMA, loss log, RNG, LR schedule.
+Everything here runs on the CPU, also on a machine with a GPU (where capture=True would really capture)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _trainer(name: str, train: dict, dim: int) -> Trainer:
     torch.manual_seed(0)
     model = build_model(name, dim, 10, **({"width": 32, "depth": 2} if name == "mlp" else {}))
     x = torch.rand(100, dim, generator=torch.Generator().manual_seed(dim)) * 2 - 1
-    return Trainer(model, make_diffusion("poly", 10), x, TrainConfig(**train))
+    return Trainer(model, make_diffusion("poly", 10), x, TrainConfig(**train, device="cpu"))
 
 
 def _eager_steps(tr: Trainer, n: int) -> None:
@@ -163,7 +164,7 @@ def test_graph_that_works_gives_no_warning() -> None:
 
 # --- the batched trainers' graph ---------------------------------------------------------------------------------
 def _batched(name: str, dim: int):  # noqa: ANN202
-    cfgs = [TrainConfig(steps=12, seed=s, lr=1e-2 / (1 + s), batch_size=32, ema=0.9, lr_schedule="cosine",
+    cfgs = [TrainConfig(steps=12, seed=s, device="cpu", lr=1e-2 / (1 + s), batch_size=32, ema=0.9, lr_schedule="cosine",
                         warmup=2, grad_clip=1.0) for s in range(3)]
     torch.manual_seed(0)
     models = [build_model(name, dim, 10, **({"width": 32, "depth": 2} if name == "mlp" else {})) for _ in cfgs]

@@ -86,7 +86,7 @@ PROBE = """
 import json, sys
 from difflab.cli import main
 try:
-    main(["train", "--preset", "seed", "--steps", "3", "-q", "--out", sys.argv[1]])
+    main(["train", "--preset", "seed", "--steps", "3", "--device", "cpu", "-q", "--out", sys.argv[1]])
 except SystemExit as e:
     assert not e.code, e.code
 print(json.dumps([m for m in {heavy} if m in sys.modules]))

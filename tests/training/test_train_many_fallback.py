@@ -36,7 +36,7 @@ def _configs(tmp_path: Path, dim: int, model: str = "seed") -> list:
     options = {"options": {"width": 16, "depth": 1}} if model == "mlp" else {}
     return [resolve_config("seed", overrides={
         "data": {"source": str(source)}, "diffusion": {"T": 10}, "model": {"name": model, **options},
-        "train": {"steps": 9, "seed": s, "lr": 1e-2 / (1 + s), "ema": 0.9}}) for s in range(2)]
+        "train": {"steps": 9, "device": "cpu", "seed": s, "lr": 1e-2 / (1 + s), "ema": 0.9}}) for s in range(2)]
 
 
 def _oom(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
