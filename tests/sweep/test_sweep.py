@@ -10,50 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sweep_grids import TINY, quiet, write
 
 from difflab.errors import ConfigError
 from difflab.sweep import apply_changes, expand, load_grid, redraw, report, run_sweep, runner
+from difflab.sweep import cells as sweep_cells
 from difflab.sweep import page as page_mod
-
-TINY = """
-preset = "seed"
-seeds = [0, 1]
-
-[data]
-n = 200
-
-[train]
-steps = 20
-
-[grid]
-"diffusion.T" = [3, 5]
-"data.scaler" = ["minmax", "standard"]
-
-[evaluate]
-n = 100
-repeats = 1
-metrics = ["w1", "energy"]
-"""
-
-
-def write(tmp: Path, text: str, name: str = "grid.toml") -> Path:
-    path = tmp / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, runner.SweepSummary]:
-    """The 2 × 2 grid × 2 seeds, run once in two worker processes (the pool path), each cell trained alone."""
-    tmp = tmp_path_factory.mktemp("tiny")
-    grid = write(tmp, TINY)
-    summary = run_sweep(load_grid(grid), tmp / "out", workers=2, batch=False, echo=quiet, echo_err=quiet)
-    return grid, tmp / "out", summary
-
 
 # --- grid files -------------------------------------------------------------------------------------------------
 
@@ -155,7 +117,7 @@ def test_changed_evaluation_reevaluates_without_training_and_changed_config_is_r
     grid, out, _ = tiny_sweep
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
-    monkeypatch.setattr(runner, "_train", lambda job: pytest.fail("a finished cell was trained again"))
+    monkeypatch.setattr(sweep_cells, "_train", lambda job: pytest.fail("a finished cell was trained again"))
     spec = apply_changes(load_grid(grid), ["evaluate.metrics=['w1']"])
     summary = run_sweep(spec, copy, workers=1, echo=quiet, echo_err=quiet)
     assert summary.ok == 8 and summary.skipped == 0
@@ -167,14 +129,14 @@ def test_changed_evaluation_reevaluates_without_training_and_changed_config_is_r
 def test_failing_cells_are_reported_and_the_others_finish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = TINY.replace('"data.scaler" = ["minmax", "standard"]', '"data.source" = ["moons", "missing.csv"]')
     text = text.replace("seeds = [0, 1]", "seeds = [0]")
-    real_train = runner._train
+    real_train = sweep_cells._train
 
-    def train(job: runner.Job):  # a crash inside the library, not a user error
+    def train(job: sweep_cells.Job):  # a crash inside the library, not a user error
         if job.id == "T=5,source=moons,seed=0":
             raise RuntimeError("boom\nsecond line")
         return real_train(job)
 
-    monkeypatch.setattr(runner, "_train", train)
+    monkeypatch.setattr(sweep_cells, "_train", train)
     errors: list[str] = []
     summary = run_sweep(load_grid(write(tmp_path, text)), tmp_path / "out", workers=1, batch=False, echo=quiet,
                         echo_err=errors.append)
@@ -266,7 +228,7 @@ def test_plan_tasks_splits_groups_so_every_worker_has_work(tmp_path: Path, monke
 
     monkeypatch.setattr(pipeline, "sweep_key", lambda cfg: "all")
     cells = expand(apply_changes(load_grid(write(tmp_path, TINY)), [], seeds=[0, 1, 2]))
-    jobs = [runner.Job(c.id, "x", c.config.model_dump(mode="json"), c.values, c.seed, {}, True) for c in cells]
+    jobs = [sweep_cells.Job(c.id, "x", c.config.model_dump(mode="json"), c.values, c.seed, {}, True) for c in cells]
     tasks = runner.plan_tasks(jobs, batch=True, workers=3)
     assert len(tasks) == 3 and all(b for _, b in tasks)
     assert sorted(j.id for t, _ in tasks for j in t) == sorted(j.id for j in jobs)

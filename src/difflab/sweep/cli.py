@@ -27,8 +27,18 @@ def sweep(
     grid: Annotated[Path, typer.Argument(help="Grid file (TOML): a base config, a grid table of KEY = lists of "
                                          "values, seeds, evaluation settings.", show_default=False)],
     out: Annotated[Path, Opt("--out", "-o", help="Sweep directory; cells already finished there are skipped.")],
-    workers: Annotated[int | None, Opt(help="Worker processes (default: the number of CPU cores); 1 runs the "
-                                       "cells in this process.", min=1)] = None,
+    backend: Annotated[str, Opt(help="Where the cells run: local (a process pool on this machine) | ray (Ray "
+                                "tasks on a local Ray or a cluster; pip install 'difflab\\[ray]').")] = "local",
+    workers: Annotated[int | None, Opt(help="local: worker processes (default: the number of CPU cores); 1 runs "
+                                       "the cells in this process.", min=1)] = None,
+    address: Annotated[str | None, Opt(help="ray: the cluster to join, e.g. auto or HOST:6379 (default: the local "
+                                       "Ray if one runs, else a new one for this sweep). --out must be on a file "
+                                       "system every node sees.")] = None,
+    cpus_per_task: Annotated[float | None, Opt(help="ray: CPUs reserved per task (a cell or a batched group), "
+                                               "also its torch threads (default: 1).", min=0.01)] = None,
+    gpus_per_task: Annotated[float | None, Opt(help="ray: GPUs reserved per task, fractions allowed (default: 1 "
+                                               "for train.device cuda, or auto on a cluster with GPUs; else 0).",
+                                               min=0)] = None,
     seeds: Annotated[str | None, Opt(help="Comma-separated seeds, replacing the grid file's, e.g. 0,1,2.")] = None,
     set_: Annotated[list[str] | None, Opt("--set", help="KEY=VALUE (repeatable): replace a grid axis "
                                           "(diffusion.T=[10,100]; [] drops the grids that vary KEY), change the base "
@@ -37,14 +47,16 @@ def sweep(
                                "training is available (their train seconds are then shared).")] = True,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No line per finished cell.")] = False,
 ) -> None:
-    """Train and evaluate every cell of a grid (options × seeds) in parallel; write results.csv, results.md
-    (mean ± sd over seeds) and results.png. Exit status 1 if any cell failed."""
+    """Train and evaluate every cell of a grid (options × seeds) in parallel, in local processes or on a Ray
+    cluster; write results.csv, results.md (mean ± sd over seeds) and results.png. Exit status 1 if any cell
+    failed."""
     from difflab.sweep.grid import apply_changes, load_grid
     from difflab.sweep.runner import run_sweep
 
     spec = apply_changes(load_grid(grid), list(set_ or []), _seeds(seeds))
     spec.command = shlex.join(["difflab", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else ""
-    summary = run_sweep(spec, out, workers=workers, batch=batch,
+    summary = run_sweep(spec, out, backend=backend, workers=workers, address=address, cpus_per_task=cpus_per_task,
+                        gpus_per_task=gpus_per_task, batch=batch,
                         echo=(lambda s: None) if quiet else typer.echo,
                         echo_err=lambda s: typer.echo(s, err=True))
     typer.echo(summary.line())
