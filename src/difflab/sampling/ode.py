@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from difflab.diffusion.parameterization import DenoiseFn
@@ -62,6 +61,8 @@ def sample_ode(
 
     y0 = (x.to(torch.float64) / math.sqrt(d.alpha_bar(inner[0]))).reshape(-1).numpy()
     if len(us) > 1:
+        from scipy.integrate import solve_ivp  # on use: scipy.integrate costs ~0.25 s of every command's start-up
+
         sol = solve_ivp(rhs, (us[0], us[-1]), y0, method=method, rtol=rtol, atol=atol, t_eval=us)
         if not sol.success:
             raise DifflabError(f"ode: the solver stopped: {sol.message}")
