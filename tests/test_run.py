@@ -167,6 +167,7 @@ def test_demo_trains_both_recipes_and_reruns(tmp_path, monkeypatch):
     monkeypatch.setattr(difflab.demo, "N_EVAL", 100)
     drawn = []
     monkeypatch.setattr(difflab.demo, "make_figures", lambda run_dir, out, **kw: drawn.append(run_dir) or [out / "x"])
+    monkeypatch.setattr(difflab.demo, "write_report", lambda run_dir, out, **kw: out)  # tests/report runs the real one
     lines: list[str] = []
     results = difflab.demo.run_demo(tmp_path / "demo", progress=False, echo=lines.append)
     assert set(results) == {"seed", "recommended"} and drawn == [tmp_path / "demo" / n for n in results]

@@ -242,3 +242,18 @@ def test_axes_span_the_bulk_not_a_few_far_out_samples(d: int) -> None:
         fig.layout[name].range for name in ("xaxis", "yaxis", "xaxis4", "yaxis4")]
     for lo, hi in ranges:
         assert -6 < lo < -2 and 2 < hi < 6  # about the N(0, 1) bulk
+
+
+def test_process_and_field_of_a_continuous_time_process() -> None:
+    """Times in [0, 1] (a continuous schedule): slider labels are the times, x_t uses ᾱ(t) of the process."""
+    times = [1.0, 0.5, 0.125, 0.0]
+    c = np.array([1.0, -1.0])
+    fig = process.process_figure(np.tile(c, (3000, 1)), trajectory(times, 10, 2), times, ContinuousProcess(),
+                                 n_show=3000)
+    assert [s.label for s in fig.layout.sliders[0].steps] == ["0", "0.125", "0.5", "1"]
+    last = fig.frames[-1].data[0]  # t = 1: ᾱ = e^-5
+    xt = np.c_[decoded(last.x), decoded(last.y)]
+    ab = math.exp(-5.0)
+    np.testing.assert_allclose(xt.mean(0), math.sqrt(ab) * c, atol=5 * math.sqrt((1 - ab) / 3000))
+    field = process.field_figure(lambda x, t: x * t, trajectory(times, 10, 2), times, np.zeros((5, 2)), grid=3)
+    assert [s.label for s in field.layout.sliders[0].steps] == ["0.125", "0.5", "1"]
