@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from difflab.compute import warn_fallback
 from difflab.errors import DifflabError
 from difflab.training.optim import lr_lambda
 
@@ -178,6 +179,12 @@ def _undo_settings(tr: GraphableTrainer, groups: list[tuple[bool, Any]], had_sta
         g["capturable"], g["lr"] = capturable, lr
     for p in [p for p in tr.opt.state if id(p) not in had_state]:
         del tr.opt.state[p]
+
+
+def warn_graph_failed(what: str, error: BaseException) -> None:
+    """The one warning of a training run whose CUDA graph of ``what`` failed and was undone."""
+    warn_fallback(f"the CUDA graph of {what}", error, instead="training continues without it (the same steps, "
+                  "eagerly)", skip="Set cuda_graph = false in [train] to skip the attempt.")
 
 
 def lr_table(tr: GraphableTrainer) -> Tensor | None:

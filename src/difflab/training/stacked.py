@@ -24,13 +24,13 @@ from torch import Tensor
 from torch.func import functional_call, grad_and_value, vmap
 from torch.nn import functional as F
 
-from difflab.compute import cpu_threads, default_threads, resolve_device, warn_fallback
+from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import target_tables
 from difflab.diffusion.process import GaussianDiffusion
 from difflab.errors import ConfigError
 from difflab.progress import progress_bar
-from difflab.training.cuda_graph import GRAPH_MIN_STEPS, CapturedStep
+from difflab.training.cuda_graph import GRAPH_MIN_STEPS, CapturedStep, warn_graph_failed
 from difflab.training.optim import lr_lambda
 
 ADAM_EPS = 1e-8  # torch.optim.AdamW's default, which the Trainer uses
@@ -287,9 +287,7 @@ class StackedTrainer:
                 step = CapturedStep(self.step, generators=self.generators, save=self.snapshot, restore=self.restore,
                                     warmup=min(3, remaining), capture=self.device.type == "cuda").replay
             except Exception as e:  # CapturedStep has put the state back
-                warn_fallback("the CUDA graph of the batched training step", e, instead="training continues "
-                              "without it (the same steps, eagerly)",
-                              skip="Set cuda_graph = false in [train] to skip the attempt.")
+                warn_graph_failed("the batched training step", e)
         bar = progress_bar(remaining, desc="train", enabled=progress)
         with cpu_threads(self.threads):
             for _ in range(remaining):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from difflab.compute import cpu_threads, default_threads, resolve_device, warn_fallback
+from difflab.compute import cpu_threads, default_threads, resolve_device
 from difflab.config import TrainConfig
 from difflab.diffusion.parameterization import Parameterization, get_parameterization, target_tables
 from difflab.diffusion.process import Process
@@ -25,7 +25,7 @@ from difflab.errors import ConfigError, DifflabError
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
-from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer
+from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer, warn_graph_failed
 from difflab.training.ema import EMA
 from difflab.training.objective import Objective
 from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
@@ -230,8 +230,7 @@ class Trainer:
             return GraphedTrainer(self, warmup=min(3, remaining), capture=self.device.type == "cuda")
         except Exception as e:  # whatever the card or driver raised; the attempt undid its own changes
             self._stepped = stepped
-            warn_fallback("the CUDA graph of the training step", e, instead="training continues without it (the "
-                          "same steps, eagerly)", skip="Set cuda_graph = false in [train] to skip the attempt.")
+            warn_graph_failed("the training step", e)
             return None
 
     def _check_finite(self, window: Tensor, first: int, *, weights: bool = False) -> None:
