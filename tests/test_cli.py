@@ -154,11 +154,12 @@ def test_help_names_match_the_registries():
     assert set(names(difflab.cli.MODEL_NAMES)) <= set(MODELS)  # the trainable ones; more may be registered
 
 
-def test_datasets_lists_the_toys():
+def test_datasets_lists_the_toys_and_sklearn_tables():
     from difflab.data import DATASETS
+    from difflab.data.sklearn_sets import SKLEARN_SETS
 
     lines = cli("datasets").output.splitlines()
-    assert [line.split()[0] for line in lines] == list(DATASETS)
+    assert [line.split()[0] for line in lines] == [*DATASETS, *(f"sklearn:{n}" for n in SKLEARN_SETS)]
 
 
 def test_train_with_only_data_uses_the_recommended_recipe(monkeypatch, tmp_path):

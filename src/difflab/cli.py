@@ -134,6 +134,8 @@ Opt = typer.Option
 # train's options by config key, so an invalid value is reported under the option the user typed.
 TRAIN_LABELS = {
     "data.source": "--data", "data.columns": "--columns", "data.n": "--n", "data.scaler": "--scaler",
+    "data.categorical": "--categorical", "data.integer": "--integer", "data.continuous": "--continuous",
+    "data.missing": "--missing", "data.encoding": "--encoding",
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
     "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
     "train.ema": "--ema", "train.seed": "--seed", "train.device": "--device",
@@ -147,12 +149,12 @@ def _at_least(low: int, **values: int) -> None:
             raise DifflabError(f"--{name.replace('_', '-')} must be at least {low}, got {v}")
 
 
-def _columns(text: str | None) -> list[str] | None:
+def _columns(text: str | None, option: str = "--columns") -> list[str] | None:
     if text is None:
         return None
     names = [c.strip() for c in text.split(",")]
     if not all(names):
-        raise DifflabError(f"--columns {text!r}: expected comma-separated column names or indices, e.g. a,b,c")
+        raise DifflabError(f"{option} {text!r}: expected comma-separated column names or indices, e.g. a,b,c")
     return names
 
 
@@ -164,13 +166,21 @@ def train(
                                       "'recommended' (default) = difflab's.")] = None,
     config: Annotated[Path | None, Opt("--config", help="TOML config on top of the preset, with tables data, "
                                        "diffusion, model, train, sample.")] = None,
-    data: Annotated[str | None, Opt(help="Toy dataset (see `difflab datasets`) or a .csv/.parquet/.npy file "
-                                    "(default: moons).")] = None,
+    data: Annotated[str | None, Opt(help="Toy dataset, sklearn:NAME (see `difflab datasets`) or a "
+                                    ".csv/.parquet/.npy file (default: moons).")] = None,
     columns: Annotated[str | None, Opt(help="Columns of a data file to use, comma-separated names or 0-based "
                                        "indices (default: all).")] = None,
     n: Annotated[int | None, Opt(help="Points to draw from a toy dataset, or rows to keep from a file.")] = None,
     scaler: Annotated[str | None, Opt(help="Per-column scaling fitted on the training rows: minmax (to [-1, 1]) "
-                                      "| standard | none.")] = None,
+                                      "| standard | quantile (to a normal) | none.")] = None,
+    categorical: Annotated[str | None, Opt(help="Table columns to model as categorical, comma-separated (default: "
+                                           "detected: text, booleans, numbers with two values).")] = None,
+    integer: Annotated[str | None, Opt(help="Table columns of whole numbers, rounded and kept in range (default: "
+                                       "detected: integer dtypes, whole-valued floats).")] = None,
+    continuous: Annotated[str | None, Opt(help="Table columns to keep as plain numbers, overriding detection.")] = None,
+    missing: Annotated[str | None, Opt(help="Missing values in a table: error (default) | category (their own "
+                                       "level; numbers get a missing flag).")] = None,
+    encoding: Annotated[str | None, Opt(help="Categorical columns as features: onehot | bits (analog bits).")] = None,
     schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES}.")] = None,
     T: Annotated[int | None, Opt("--T", help="Number of diffusion steps.")] = None,
     parameterization: Annotated[str | None, Opt(help="What the network predicts: eps | x0 | v.")] = None,
@@ -193,7 +203,9 @@ def train(
     from difflab.io import read_json
 
     overrides: dict[str, Any] = {
-        "data": {"source": data, "columns": _columns(columns), "n": n, "scaler": scaler},
+        "data": {"source": data, "columns": _columns(columns), "n": n, "scaler": scaler,
+                 "categorical": _columns(categorical, "--categorical"), "integer": _columns(integer, "--integer"),
+                 "continuous": _columns(continuous, "--continuous"), "missing": missing, "encoding": encoding},
         "diffusion": {"schedule": schedule, "T": T, "parameterization": parameterization},
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device},
@@ -207,7 +219,8 @@ def train(
     from difflab.pipeline import train_run
 
     run = train_run(cfg, out, resume=resume, progress=not quiet)
-    typer.echo(f"trained {cfg.model.name} on {cfg.data.source} ({run.train.shape[0]} rows, D={run.dim}) "
+    width = f"{len(run.table.columns)} columns as D={run.dim} features" if run.table is not None else f"D={run.dim}"
+    typer.echo(f"trained {cfg.model.name} on {cfg.data.source} ({run.train.shape[0]} rows, {width}) "
                f"to step {cfg.train.steps} in {run.seconds:.1f} s -> {out}")
 
 
@@ -266,10 +279,11 @@ def plot(
 
 @app.command()
 def datasets() -> None:
-    """List the built-in toy datasets (any .csv/.parquet/.npy file of numbers works too)."""
+    """List the built-in toy datasets and scikit-learn's bundled tables (any .csv/.parquet/.npy table works too)."""
     from difflab.data import list_datasets
+    from difflab.data.sklearn_sets import list_sklearn_sets
 
-    rows = list_datasets()
+    rows = list_datasets() + list_sklearn_sets()
     width = max(len(name) for name, _ in rows)
     for name, desc in rows:
         typer.echo(f"{name.ljust(width)}  {desc}")

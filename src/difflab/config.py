@@ -23,12 +23,19 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    source: str = Field("moons", description="toy dataset name or a .csv/.parquet/.npy file")
+    source: str = Field("moons", description="toy dataset name, sklearn:NAME or a .csv/.parquet/.npy file")
     columns: list[str] | None = Field(None, description="columns of a file to use (default: all)")
     n: int | None = Field(None, ge=2, description="points drawn from a toy dataset (default: its recipe's n)")
-    scaler: Literal["minmax", "standard", "none"] = Field("minmax", description="fitted on the training data")
+    scaler: Literal["minmax", "standard", "none", "quantile"] = Field(
+        "minmax", description="fitted on the training data (on a table's numeric features)")
     holdout: float = Field(0.2, ge=0.0, lt=1.0, description="fraction of a file's rows kept out for evaluation")
     seed: int = Field(0, description="seed of the toy recipe and of the held-out split")
+    # Column kinds of a table (difflab.data.columns); columns not named here are detected from the data.
+    categorical: list[str] | None = Field(None, description="columns to model as categorical")
+    integer: list[str] | None = Field(None, description="numeric columns to round to whole numbers")
+    continuous: list[str] | None = Field(None, description="numeric columns to keep as plain numbers")
+    missing: Literal["error", "category"] = Field("error", description="missing values: an error, or a level")
+    encoding: Literal["onehot", "bits"] = Field("onehot", description="categorical columns as features")
 
 
 class DiffusionConfig(_Section):
@@ -129,7 +136,26 @@ RECOMMENDED: dict[str, Any] = {
     "sample": {"sampler": "ddpm", "variance": "small"},
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED}
+# difflab's recipe for tables (issue 11), chosen from measurements on scikit-learn's tables (benchmarks/tables.py,
+# docs/tables.md): quantile-normal numbers, one-hot categories, and few steps: on tables of a few hundred rows longer
+# training (or a wider network) copies training rows (distance to closest record below the held-out rows').
+TABLE: dict[str, Any] = {
+    "data": {"scaler": "quantile", "encoding": "onehot"},
+    "diffusion": {"schedule": "linear", "T": 100, "parameterization": "eps"},
+    "model": {"name": "mlp", "options": {"width": 128, "depth": 3}},
+    "train": {
+        "steps": 700,
+        "batch_size": 256,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "lr_schedule": "cosine",
+        "warmup": 100,
+        "ema": 0.995,
+    },
+    "sample": {"sampler": "ddpm", "variance": "small"},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "table": TABLE}
 
 # Settings that belong to the name they configure: a layer that picks another name starts from the empty value
 # unless it gives its own (`--model seed` on the recommended preset must not inherit the mlp's width and depth,

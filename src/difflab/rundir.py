@@ -3,9 +3,10 @@
 Layout of a run directory::
 
     config.json             the resolved RunConfig
-    data.json               columns, source, sizes, the scaler's fitted parameters
+    data.json               columns (the model's features), source, sizes, the scaler's fitted parameters, and for a
+                            table with other than plain-number columns its spec ("table": kinds, levels, encoding)
     schedule.json           β_0..β_T
-    train.npy, heldout.npy  the training rows and held-out truth (file data), in data units
+    train.npy, heldout.npy  the training rows and held-out truth (file data), as features in data units
     model.safetensors       the weights to sample with (EMA when on), metadata: architecture
     checkpoint.safetensors  weights, optimizer, RNG and loss log for --resume
     loss.csv                step, loss
@@ -30,6 +31,7 @@ from difflab.compute import resolve_device
 from difflab.config import RunConfig, load_saved_config
 from difflab.data import Scaler, ToyDataset, get_dataset, scaler_from_dict
 from difflab.data.prepare import PreparedData
+from difflab.data.table import TableSpec
 from difflab.diffusion import Denoiser, GaussianDiffusion, Schedule, make_schedule
 from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.io import atomic_open, read_json, write_json
@@ -90,6 +92,7 @@ class Run:
     train: np.ndarray
     heldout: np.ndarray | None
     seconds: float = math.nan
+    table: TableSpec | None = None  # a table's columns, when its features are not simply its columns
 
     @property
     def dim(self) -> int:
@@ -109,6 +112,7 @@ def save_data(out: Path, cfg: RunConfig, data: PreparedData) -> None:
             "n_train": len(data.train),
             "n_heldout": 0 if data.heldout is None else len(data.heldout),
             "scaler": data.scaler.to_dict(),
+            **({"table": data.table.to_dict()} if data.table is not None else {}),
         },
     )
     save_npy(out / FILES["train"], data.train)
@@ -173,12 +177,12 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
             raise RunDirError(f"{path}: missing {FILES[key]}; not a finished difflab run")
     cfg = load_saved_config(read_json(path / FILES["config"]), str(path / FILES["config"]))
     schedule = _read_meta(path / FILES["schedule"], Schedule.from_dict)
-    scaler, columns, toy = _read_meta(path / FILES["data"], lambda d: (
+    scaler, columns, toy, table = _read_meta(path / FILES["data"], lambda d: (
         scaler_from_dict(d["scaler"]), [str(c) for c in d["columns"]],
-        get_dataset(d["toy"]) if d.get("toy") else None))
-    if scaler.n_features != len(columns):
+        get_dataset(d["toy"]) if d.get("toy") else None, TableSpec.from_dict(d["table"]) if "table" in d else None))
+    if scaler.n_features != len(columns) or (table is not None and table.features != columns):
         raise RunDirError(f"{path / FILES['data']}: corrupt: {len(columns)} columns but a scaler for "
-                          f"{scaler.n_features}")
+                          f"{scaler.n_features}" + (f" and a table of {len(table.features)} features" if table else ""))
     if schedule.T < 1 or not np.all(np.isfinite(schedule.betas)):
         raise RunDirError(f"{path / FILES['schedule']}: corrupt: not a schedule of finite β_0..β_T")
     tensors, meta = load_weights(path / FILES["model"])
@@ -195,7 +199,7 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     train = _load_npy(path / FILES["train"], len(columns))
     heldout = _load_npy(path / FILES["heldout"], len(columns)) if (path / FILES["heldout"]).exists() else None
     return Run(path, cfg, columns, scaler, GaussianDiffusion(schedule), model, toy, train, heldout,
-               float(meta.get("seconds", math.nan)))
+               float(meta.get("seconds", math.nan)), table)
 
 
 def _read_meta(path: Path, parse: Callable[[Any], Any]) -> Any:

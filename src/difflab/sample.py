@@ -1,4 +1,4 @@
-"""Sampling a run directory into a file, in the data's own units."""
+"""Sampling a run directory into a file, in the data's own units; a table run's samples decoded to its rows."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from difflab.compute import cpu_threads, default_threads
 from difflab.config import SampleConfig, merge_config
+from difflab.data.table_files import TABLE_FORMATS, check_table_format, write_table
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
 from difflab.rundir import Run, load_run
@@ -95,6 +97,17 @@ def trajectory_times(run: Run, **over: Any) -> list[int]:
     return make_grid(run.diffusion.T, kwargs["steps"], kwargs["grid"])
 
 
+def decode_rows(run: Run, x: np.ndarray) -> pd.DataFrame:
+    """Samples (N, D) in data units as rows of the run's table: decoded by its spec (labels, whole numbers, dtypes)
+    for a table run, else one float column per feature."""
+    return run.table.decode(x) if run.table is not None else pd.DataFrame(x, columns=run.columns)
+
+
+def sample_frame(run: Run, n: int, *, seed: int = 0, **over: Any) -> pd.DataFrame:
+    """``n`` samples as a DataFrame of the run's columns (:func:`decode_rows` of :func:`sample_run`)."""
+    return decode_rows(run, sample_run(run, n, seed=seed, **over)[0])
+
+
 def sample_to_file(
     run_dir: str | Path,
     out: str | Path,
@@ -123,23 +136,32 @@ def _sample_to_file(
     device: torch.device,
     **over: Any,
 ) -> Path:
-    """Stream ``n`` samples of the run to ``out`` (.csv/.npy), in data units; optionally also the reverse trajectory
-    (K+1, n, D), in data units, to the .npy ``trajectory``. Every input is checked before sampling starts."""
+    """Stream ``n`` samples of the run to ``out`` (.csv/.npy/.parquet), in data units; optionally also the reverse
+    trajectory (K+1, n, D), in data units, to the .npy ``trajectory``. Every input is checked before sampling starts.
+
+    A table run's rows are decoded (category labels, whole numbers, the input's dtypes); they fit a .npy only when
+    every column is a number. The trajectory stays in the model's features (data units, before decoding)."""
     if n < 1:
         raise DifflabError(f"--n must be at least 1, got {n}")
     if chunk_size < 1:
         raise DifflabError(f"--chunk-size must be at least 1, got {chunk_size}")
-    out = check_output_path(out)
+    out = check_output_path(out, formats=TABLE_FORMATS)
     if trajectory is not None:
         trajectory = check_output_path(trajectory, formats=(".npy",))
         if trajectory.resolve() == out.resolve():
             raise DifflabError(f"{trajectory}: the trajectory needs a file of its own, not the samples' --out")
     run = run_on(load_run(run_dir), device)
     kwargs = {**sampling_kwargs(run, **over), "device": device}
+    as_rows = run.table is not None or out.suffix.lower() == ".parquet"  # else the numeric writer, as always
+    if run.table is not None:
+        labelled = [c.name for c in run.table.columns if not c.numeric and c.kind != "constant"]
+        check_table_format(out, all_numbers=run.table.all_numbers, text_columns=labelled)
     if trajectory is None:
         with sampling_threads(run, min(n, chunk_size)):
             chunks = (x.numpy().astype(np.float64) for x, _ in generate_chunks(
                 run.denoiser(), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size, **kwargs))
+            if as_rows:
+                return write_table(out, (decode_rows(run, run.scaler.inverse_transform(c)) for c in chunks), n=n)
             return write_chunks(out, chunks, n=n, columns=run.columns, transform=run.scaler.inverse_transform)
     with sampling_threads(run, min(n, chunk_size)):
         x, traj = generate(run.denoiser(), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size,
@@ -147,7 +169,8 @@ def _sample_to_file(
     assert traj is not None
     k1 = traj.shape[0]
     flat = run.scaler.inverse_transform(traj.reshape(-1, run.dim).numpy().astype(np.float64))
-    path = write_array(out, run.scaler.inverse_transform(x.numpy().astype(np.float64)), run.columns)
+    data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
+    path = write_table(out, [decode_rows(run, data)], n=n) if as_rows else write_array(out, data, run.columns)
     with atomic_open(trajectory, "wb") as f:
         np.save(f, flat.reshape(k1, n, run.dim), allow_pickle=False)
     return path

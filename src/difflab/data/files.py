@@ -1,4 +1,5 @@
-"""Read a numeric table from .csv, .parquet or .npy into a float64 (N, D) array with column names.
+"""Read a table from .csv, .parquet or .npy: as a DataFrame (:func:`read_frame`, any column types) or as a float64
+(N, D) array of numbers with column names (:func:`read_table`).
 
 Every problem with the file is a one-line :class:`DataError` that starts with the file's path.
 """
@@ -72,7 +73,8 @@ def _select(path: Path, frame: pd.DataFrame, columns: Sequence[str] | None) -> p
     return frame[picked]
 
 
-def _to_array(path: Path, frame: pd.DataFrame) -> np.ndarray:
+def frame_to_array(path: Path | str, frame: pd.DataFrame) -> np.ndarray:
+    """The frame as float64 (N, D); a column of text, NaN or inf is a DataError naming ``path`` and the column."""
     for name in frame.columns:
         col = frame[name]
         numeric = pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
@@ -92,10 +94,8 @@ def _to_array(path: Path, frame: pd.DataFrame) -> np.ndarray:
     return x
 
 
-def read_table(
-    path: str | os.PathLike[str], columns: Sequence[str] | None = None
-) -> tuple[np.ndarray, list[str]]:
-    """Read ``path`` into a float64 (N, D) array and its column names.
+def read_frame(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read ``path`` into a DataFrame with string column names, the ``columns`` selected, at least 2 rows.
 
     ``columns`` selects and orders columns by name or by 0-based index given as a string ("0", "2").
     A .npy file's columns are named ``x0, x1, ...``; a 1-D .npy array is one column.
@@ -126,4 +126,15 @@ def read_table(
         raise DataError(f"{path}: file has no data rows")
     if len(frame) < MIN_ROWS:
         raise DataError(f"{path}: needs at least {MIN_ROWS} rows, has {len(frame)}")
-    return _to_array(path, frame), list(frame.columns)
+    return frame.reset_index(drop=True)
+
+
+def read_table(
+    path: str | os.PathLike[str], columns: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Read ``path`` into a float64 (N, D) array and its column names; every column must hold finite numbers.
+
+    ``columns`` selects and orders columns as in :func:`read_frame`.
+    """
+    frame = read_frame(path, columns)
+    return frame_to_array(Path(path), frame), list(frame.columns)

@@ -1,28 +1,42 @@
-"""A run's training data made ready: loaded, held-out rows set aside (files), the scaler fitted on the rest."""
+"""A run's training data made ready: loaded, held-out rows set aside, column kinds decided, the scaler fitted on the
+training rows only.
+
+A table whose columns are all plain numbers is prepared exactly as difflab always prepared numeric files: its
+features are its columns and the user's scaler sees them all. Any other table (an integer, boolean, categorical or
+constant column, or missing values modelled as a level) gets a :class:`~difflab.data.table.TableSpec` that maps its
+rows to features and back, and a :class:`~difflab.data.table_scaler.TableScaler`.
+"""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from difflab.config import DataConfig
-from difflab.data.scalers import Scaler, make_scaler
-from difflab.data.sources import holdout_split, load_data
-from difflab.data.toy import ToyDataset
+from difflab.data.columns import OVERRIDES, check_values, plan_kinds
+from difflab.data.files import frame_to_array
+from difflab.data.scalers import Scaler, TableScaler, make_scaler
+from difflab.data.sources import holdout_split, load_data, load_frame
+from difflab.data.table import TableSpec, fit_table
+from difflab.data.toy import DATASETS, ToyDataset
 from difflab.errors import DataError
 
 
 @dataclass
 class PreparedData:
-    """Training rows (data units), held-out rows (files only), their scaled tensor and the fitted scaler."""
+    """Training rows and held-out rows (files only) as features in data units, the feature names (``columns``),
+    the fitted scaler, and for a table with other than plain-number columns its spec (None otherwise)."""
 
     train: np.ndarray
     heldout: np.ndarray | None
     columns: list[str]
     toy: ToyDataset | None
     scaler: Scaler
+    table: TableSpec | None = None
 
     @property
     def scaled(self) -> torch.Tensor:
@@ -30,16 +44,51 @@ class PreparedData:
 
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Load the source, set aside held-out rows of a file, fit the scaler on the training rows only."""
-    ds = load_data(cfg.source, columns=cfg.columns, n=cfg.n, seed=cfg.seed)
-    train, heldout = ds.x, None
-    if ds.toy is None and cfg.holdout > 0:
-        tr, te = holdout_split(len(ds.x), cfg.holdout, cfg.seed)
-        if len(tr) < 2:
-            raise DataError(f"{cfg.source}: too few rows ({len(ds.x)}) to keep {cfg.holdout:.0%} held out")
-        train, heldout = ds.x[tr], ds.x[te]
+    """Load the source, set aside held-out rows of a table, fit the scaler on the training rows only."""
+    if cfg.source in DATASETS:
+        ds = load_data(cfg.source, columns=cfg.columns, n=cfg.n, seed=cfg.seed)
+        return PreparedData(ds.x, None, ds.columns, ds.toy, _fit_scaler(cfg, ds.x, ds.columns))
+    table = load_frame(cfg.source, columns=cfg.columns, n=cfg.n, seed=cfg.seed)
+    return prepare_frame(table.frame, cfg, hints=table.hints)
+
+
+def prepare_frame(frame: pd.DataFrame, cfg: DataConfig, *, hints: dict[str, str] | None = None,
+                  as_table: bool = False) -> PreparedData:
+    """Prepare the rows of ``frame`` (``cfg.source`` names it in messages); ``as_table`` keeps a table spec even
+    when every column is a plain number (the estimator does, to give back the input's dtypes)."""
+    source = cfg.source
+    train_rows, held_rows = np.arange(len(frame)), None
+    if cfg.holdout > 0:
+        train_rows, held_rows = holdout_split(len(frame), cfg.holdout, cfg.seed)
+        if len(train_rows) < 2:
+            raise DataError(f"{source}: too few rows ({len(frame)}) to keep {cfg.holdout:.0%} held out")
+    train_frame = frame.iloc[train_rows]
+    kinds = plan_kinds(train_frame, {k: getattr(cfg, k) for k in OVERRIDES}, source=source, hints=hints)
+    check_values(frame, kinds, source=source, missing=cfg.missing)
+    if not as_table and all(k == "continuous" for k in kinds.values()) and not frame.isna().any().any():
+        x = frame_to_array(source, frame)
+        heldout = x[held_rows] if held_rows is not None else None
+        return PreparedData(x[train_rows], heldout, list(kinds), None, _fit_scaler(cfg, x[train_rows], list(kinds)))
     try:
-        scaler = make_scaler(cfg.scaler).fit(train, columns=ds.columns)
+        spec = fit_table(train_frame, kinds, encoding=cfg.encoding, levels_from=frame)
+    except DataError as e:
+        raise DataError(f"{source}: {e}") from None
+    constant = [c.name for c in spec.columns if c.kind == "constant"]
+    if constant:
+        shown = ", ".join(repr(c) for c in constant[:5]) + (f" and {len(constant) - 5} more" if len(constant) > 5 else "")
+        spec.notes.append(f"constant in the training rows, repeated in every sample: {shown}")
+        warnings.warn(f"{source}: {'column' if len(constant) == 1 else 'columns'} {shown} "
+                      f"{'is' if len(constant) == 1 else 'are'} constant in the training rows; every sample repeats "
+                      "the value", stacklevel=2)
+    train = spec.encode(train_frame, source=source)
+    heldout = spec.encode(frame.iloc[held_rows], source=source) if held_rows is not None else None
+    numeric = len(spec.features) - len(spec.indicators)
+    scaler = TableScaler(make_scaler(cfg.scaler) if numeric else None, spec.indicators, len(spec.features))
+    return PreparedData(train, heldout, spec.features, None, _fit_scaler(cfg, train, spec.features, scaler), spec)
+
+
+def _fit_scaler(cfg: DataConfig, x: np.ndarray, columns: list[str], scaler: Scaler | None = None) -> Scaler:
+    try:
+        return (scaler or make_scaler(cfg.scaler)).fit(x, columns=columns)
     except DataError as e:  # e.g. a constant column: name the file it came from
         raise DataError(f"{cfg.source}: {e}") from None
-    return PreparedData(train, heldout, ds.columns, ds.toy, scaler)

@@ -16,7 +16,8 @@ def evaluate(
     reference: Annotated[str | None, Opt(help="True points: a toy dataset name (its i.i.d. sampler) or a data "
                                          "file (default for a run: its toy's i.i.d. sampler or its held-out "
                                          "rows).")] = None,
-    n: Annotated[int, Opt(help="Points per sample in every comparison (the floor depends on n).")] = 2000,
+    n: Annotated[int | None, Opt(help="Points per sample in every comparison (the floor depends on n; default: "
+                                 "2000, or the most a small reference allows).", show_default=False)] = None,
     repeats: Annotated[int, Opt(help="Independent repeats averaged.")] = 3,
     seed: Annotated[int, Opt(help="Seed of the samples, the true samples and the metrics.")] = 0,
     metrics: Annotated[str | None, Opt(help="Comma-separated: w1, energy, mmd, swd, c2st (default: all).")] = None,
@@ -29,9 +30,14 @@ def evaluate(
                               "and their true NLL where the density is known.")] = False,
     elbo_variance: Annotated[str, Opt(help="Reverse variance of the ELBO's model: large (β_t, the tighter bound) "
                                       "| small (β̃_t).")] = "large",
+    raw_units: Annotated[bool, Opt("--raw-units", help="Distances in data units instead of columns standardised by "
+                                   "the reference's mean and sd.")] = False,
+    target_column: Annotated[str | None, Opt("--target", help="Column that ML efficacy predicts (default: a column "
+                                             "named 'target', if the table has one).")] = None,
 ) -> None:
     """Compare a run's samples (or a sample file) with true points: every metric next to its noise floor, plus
-    memorisation (nearest training point) and optionally the held-out ELBO."""
+    memorisation (distance to closest record), against real rows per-column KS/TV, correlations, piling at range
+    ends and ML efficacy, and optionally the held-out ELBO."""
     from difflab.errors import ConfigError, DifflabError
 
     if not target.exists():
@@ -46,13 +52,14 @@ def evaluate(
     if target.is_dir():
         report = evaluate_run(target, n=n, repeats=repeats, seed=seed, metrics=names, reference=reference,
                               with_elbo=elbo, elbo_variance=elbo_variance, sampler=sampler, steps=steps, grid=grid,
-                              eta=eta)
+                              eta=eta, raw_units=raw_units, target=target_column)
     else:
         run_only = {"--elbo": elbo, "--sampler": sampler, "--steps": steps, "--grid": grid, "--eta": eta}
         given = [k for k, v in run_only.items() if v not in (None, False)]
         if given:
             raise ConfigError(f"{given[0]} applies to a run directory; {target} is a sample file")
-        report = evaluate_file(target, reference=reference, n=n, repeats=repeats, seed=seed, metrics=names)
+        report = evaluate_file(target, reference=reference, n=n, repeats=repeats, seed=seed, metrics=names,
+                               raw_units=raw_units, target=target_column)
     typer.echo(format_report(report))
     if json_out is not None:
         write_json(json_out, to_json(report))

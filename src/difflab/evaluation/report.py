@@ -1,9 +1,13 @@
 """What ``difflab evaluate`` measures: a run's samples (or a sample file) against true points, as a dict and as text.
 
-Every metric is reported next to its noise floor (:func:`difflab.evaluation.evaluate_samples`); a run also gets the
-memorisation measure (:func:`nearest_neighbour_ratio`) and, on request, the held-out ELBO (:mod:`.likelihood`).
-The true points are a toy's i.i.d. sampler (never its training recipe) or held-out rows of a file. Every input is
-checked before any sampling starts.
+Every metric is reported next to its noise floor (:func:`difflab.evaluation.evaluate_samples`), on columns
+standardised by the reference's mean and sd unless ``raw_units`` (W1, energy and SWD would otherwise be decided by
+the widest column alone). A run also gets the distance to closest record (:mod:`.privacy`, reported as
+"memorisation") and, on request, the held-out ELBO (:mod:`.likelihood`). Against real rows (held-out rows or a file)
+the row checks of :mod:`.tables` follow: per-column KS / TV, correlations, piling at range ends and, when the table
+has a target column, ML efficacy. The true points are a toy's i.i.d. sampler (never its training recipe) or real
+rows. ``n`` left at None is the largest feasible up to 2000, and the report says so. Every input is checked before
+any sampling starts.
 """
 
 from __future__ import annotations
@@ -15,16 +19,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from difflab.errors import ConfigError, DataError, DifflabError
-from difflab.evaluation.floors import (
-    Reference,
-    _resolve_metrics,
-    evaluate_samples,
-    format_table,
-    nearest_neighbour_ratio,
-)
+from difflab.data import DATASETS
+from difflab.data.files import frame_to_array, read_frame
+from difflab.errors import ConfigError, DifflabError
+from difflab.evaluation.floors import Reference, _resolve_metrics, evaluate_samples, format_table
 from difflab.evaluation.likelihood import REVERSE_VARIANCES, elbo
 from difflab.evaluation.metrics import METRICS
+from difflab.evaluation.privacy import distance_to_closest_record
+from difflab.evaluation.references import (
+    DEFAULT_N,
+    check_array,
+    check_reference_path,
+    file_tables,
+    load_reference,
+    pick_n,
+    pick_target,
+    run_reference,
+    scaling,
+    subset,
+)
+from difflab.evaluation.tables import evaluation_matrix, format_checks, numeric_spec, table_checks
+
+MAX_CHECK_ROWS = 20_000  # training rows the row checks use at most (random subset)
 
 
 def parse_metrics(text: str | None) -> list[str] | None:
@@ -44,83 +60,79 @@ def _check_counts(n: int, repeats: int) -> None:
         raise ConfigError(f"--repeats {repeats}; expected at least 1")
 
 
-def load_reference(spec: str, width: int, n: int) -> tuple[Reference, str]:
-    """A toy name (its i.i.d. sampler) or a .csv/.npy/.parquet file of true points, checked against the samples'
-    ``width`` and against ``n`` (an array must hold 2·n rows for two disjoint true samples)."""
-    from difflab.data import DATASETS, read_table
-
-    if spec in DATASETS:
-        toy = DATASETS[spec]
-        if width != 2:
-            raise DataError(f"samples have {width} columns, the toy reference {spec!r} has 2")
-        return toy.iid, f"toy {spec!r} (i.i.d. sampler)"
-    if not Path(spec).suffix and not Path(spec).exists():
-        raise ConfigError(f"--reference {spec!r}: not a toy dataset ({', '.join(DATASETS)}) nor a data file")
-    points, _ = read_table(spec)
-    return _check_array(points, width, n, spec), f"file {spec} ({len(points)} rows)"
-
-
-def _check_array(points: np.ndarray, width: int, n: int, name: str) -> np.ndarray:
-    if points.shape[1] != width:
-        raise DataError(f"{name}: reference has {points.shape[1]} columns, the samples have {width}")
-    if len(points) < 2 * n:
-        raise ConfigError(f"{name}: reference has {len(points)} points; n={n} needs 2 × n disjoint points — "
-                          f"use --n {len(points) // 2} or fewer")
-    return points
-
-
-def _subset(points: np.ndarray, n: int, seed: int) -> np.ndarray:
-    if len(points) <= n:
-        return points
-    return points[np.sort(np.random.default_rng(seed).choice(len(points), size=n, replace=False))]
-
-
 def evaluate_run(
     run_dir: str | Path,
     *,
-    n: int = 2000,
+    n: int | None = None,
     repeats: int = 3,
     seed: int = 0,
     metrics: list[str] | None = None,
     reference: str | None = None,
     with_elbo: bool = False,
     elbo_variance: str = "large",
+    raw_units: bool = False,
+    target: str | None = None,
     **sampling: Any,
 ) -> dict[str, Any]:
-    """Sample a run (n · repeats points, ``sampling`` as in ``difflab sample``) and compare with the truth.
+    """Sample a run (``sampling`` as in ``difflab sample``) and compare with the truth.
 
-    The truth is ``reference`` if given, else the run's toy (i.i.d. sampler) or its held-out rows. ``with_elbo``
-    adds the ELBO of up to n held-out points and, for a Gaussian-mixture toy, their true NLL.
+    The truth is ``reference`` if given, else the run's toy (i.i.d. sampler) or its held-out rows. ``n`` None picks
+    the largest feasible n up to 2000. ``raw_units`` compares data units instead of standardised columns. Against
+    real rows the report adds the row checks (``checks``; ML efficacy for ``target``, by default a column named
+    "target"). ``with_elbo`` adds the ELBO of up to n held-out points and, for a Gaussian-mixture toy, their true NLL.
     """
     from difflab.rundir import load_run
     from difflab.sample import sample_run, sampling_kwargs
 
-    _check_counts(n, repeats)
+    _check_counts(n if n is not None else DEFAULT_N, repeats)
     metrics = _resolve_metrics(metrics) if metrics is not None else None
     if elbo_variance not in REVERSE_VARIANCES:
         raise ConfigError(f"--elbo-variance {elbo_variance!r}; choose one of: {', '.join(REVERSE_VARIANCES)}")
     run = load_run(run_dir)
     kwargs = sampling_kwargs(run, **sampling)  # checks sampler, steps and grid before any work
+    if with_elbo:
+        run.scaler.log_abs_det_jacobian()  # a scaler that is not affine has no ELBO in data units: say so now
     if reference is not None:
-        ref, ref_name = load_reference(reference, run.dim, n)
+        ref, ref_name = run_reference(run, reference)
     elif run.toy is not None:
         ref, ref_name = run.toy.iid, f"toy {run.toy.name!r} (i.i.d. sampler)"
     elif run.heldout is not None:
-        ref, ref_name = _check_array(run.heldout, run.dim, n, f"{run_dir} held-out rows"), "the run's held-out rows"
+        ref, ref_name = run.heldout, "the run's held-out rows"
     else:
         raise DifflabError(f"{run_dir}: the run keeps no held-out rows (trained with holdout = 0); "
                            "give --reference FILE with true points")
-    heldout = _subset(ref, n, seed) if not callable(ref) else ref(n, seed)
+    asked = n if n is not None else DEFAULT_N
+    n, note = pick_n(n, None if callable(ref) else len(ref), ref_name)
+    if not callable(ref):
+        ref = check_array(ref, run.dim, n, f"{run_dir} held-out rows" if reference is None else reference)
+    spec = run.table if run.table is not None else numeric_spec(run.columns)
+    target = pick_target(spec, target) if not callable(ref) else None
+    train = subset(run.train, MAX_CHECK_ROWS, seed)
+    n_rows = len(train) if not callable(ref) else 0
+    samples, _ = sample_run(run, max(n * repeats, n_rows), seed=seed, **sampling)
 
-    samples, _ = sample_run(run, n * repeats, seed=seed, **sampling)
+    def rows(x: np.ndarray) -> np.ndarray:  # features → evaluation matrix (a table's labels one-hot)
+        return evaluation_matrix(spec.decode(x), spec) if run.table is not None else x
+
+    scale = scaling(ref, rows, raw_units, seed)
+    true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(rows(ref))
+    generated = scale(rows(samples[: n * repeats]))
     report: dict[str, Any] = {"target": str(run_dir), "reference": ref_name}
-    report.update(evaluate_samples(samples, ref, n=n, repeats=repeats, metrics=metrics, seed=seed))
-    report.update({"n": n, "repeats": repeats, "seed": seed,
+    report.update(evaluate_samples(generated, true, n=n, repeats=repeats, metrics=metrics, seed=seed))
+    report.update({"n": n, "repeats": repeats, "seed": seed, "standardised": not raw_units,
                    "sampling": {"sampler": kwargs["sampler"], "steps": kwargs["steps"] or run.diffusion.T,
                                 "grid": kwargs["grid"], **kwargs["options"]}})
-    report["memorisation"] = nearest_neighbour_ratio(samples, run.train, heldout, n=n, seed=seed)
+    if note:
+        report["n_note"] = note
+    heldout = ref(asked, seed) if callable(ref) else ref
+    report["memorisation"] = distance_to_closest_record(generated, scale(rows(run.train)), scale(rows(heldout)),
+                                                        n=asked, seed=seed)
+    if not callable(ref):
+        report["checks"] = table_checks(spec.decode(samples[:n_rows]), spec.decode(train), spec.decode(ref), spec,
+                                        target=target, seed=seed)
     if with_elbo:
-        report["elbo"] = heldout_elbo(run, heldout, seed=seed, variance=elbo_variance)
+        points = subset(ref, n, seed) if not callable(ref) else ref(n, seed)
+        report["elbo"] = heldout_elbo(run, points, seed=seed, variance=elbo_variance)
     return report
 
 
@@ -148,43 +160,82 @@ def evaluate_file(
     samples_path: str | Path,
     *,
     reference: str | None,
-    n: int = 2000,
+    n: int | None = None,
     repeats: int = 3,
     seed: int = 0,
     metrics: list[str] | None = None,
+    raw_units: bool = False,
+    target: str | None = None,
 ) -> dict[str, Any]:
-    """Compare a .csv/.npy/.parquet file of samples with ``reference`` (a toy name or a file of true points)."""
-    from difflab.data import read_table
+    """Compare a .csv/.npy/.parquet file of samples with ``reference`` (a toy name or a file of true rows).
 
+    Two files are compared as tables: of numbers column by column in order, else by column name with kinds detected
+    from the reference (labels one-hot). Against a file the report adds the row checks, with one random half of the
+    reference rows as the real rows the samples are measured beside and the other half as the reference.
+    """
     if reference is None:
         raise ConfigError(f"{samples_path}: evaluating a sample file needs --reference (a toy name or a file of "
                           "true points)")
-    _check_counts(n, repeats)
+    _check_counts(n if n is not None else DEFAULT_N, repeats)
     metrics = _resolve_metrics(metrics) if metrics is not None else None
-    samples, _ = read_table(samples_path)
-    ref, ref_name = load_reference(reference, samples.shape[1], n)
+    frame = read_frame(samples_path)
+    if reference in DATASETS:
+        samples = frame_to_array(samples_path, frame)
+        ref, ref_name = load_reference(reference, samples.shape[1], None)
+        spec, ref_frame = numeric_spec(list(frame.columns)), None
+    else:
+        check_reference_path(reference)
+        spec, frame, ref_frame = file_tables(str(samples_path), frame, reference)
+        samples, ref = evaluation_matrix(frame, spec), evaluation_matrix(ref_frame, spec)
+        ref_name = f"file {reference} ({len(ref_frame)} rows)"
+    given = n
+    n, note = pick_n(n, None if callable(ref) else len(ref), ref_name)
+    if given is None and len(samples) < n:
+        n, note = len(samples), f"n = {len(samples)} chosen, the most the samples allow: {samples_path} holds that many"
+    if not callable(ref):
+        ref = check_array(ref, samples.shape[1], n, reference)
     if len(samples) < n:
         raise ConfigError(f"{samples_path}: has {len(samples)} samples, fewer than n={n} — "
                           f"use --n {len(samples)} or fewer")
+    scale = scaling(ref, lambda x: x, raw_units, seed)
+    true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(ref)
     report: dict[str, Any] = {"target": str(samples_path), "reference": ref_name}
-    report.update(evaluate_samples(samples, ref, n=n, repeats=repeats, metrics=metrics, seed=seed))
-    report.update({"n": n, "repeats": repeats, "seed": seed})
+    report.update(evaluate_samples(scale(samples), true, n=n, repeats=repeats, metrics=metrics, seed=seed))
+    report.update({"n": n, "repeats": repeats, "seed": seed, "standardised": not raw_units})
+    if note:
+        report["n_note"] = note
+    if ref_frame is not None and len(ref_frame) >= 4:
+        half = np.random.default_rng(seed).permutation(len(ref_frame))
+        real, held = ref_frame.iloc[np.sort(half[: len(half) // 2])], ref_frame.iloc[np.sort(half[len(half) // 2 :])]
+        report["checks"] = table_checks(frame, real.reset_index(drop=True), held.reset_index(drop=True), spec,
+                                        target=pick_target(spec, target), seed=seed, train=ref_frame)
     return report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The report as text: what was compared, the metric table, memorisation and ELBO lines."""
+    """The report as text: what was compared, the metric table, memorisation, row checks and ELBO lines."""
     results = {k: v for k, v in report.items() if k in METRICS}
     lines = [f"{report['target']} vs {report['reference']}"]
     if "sampling" in report:
         s = report["sampling"]
         lines[0] += f"; sampler {s['sampler']}, {s['steps']} steps"
+    if report.get("n_note"):
+        lines.append(report["n_note"])
+    if "standardised" in report:
+        lines.append("distances on columns standardised by the reference's mean and sd (labels one-hot); "
+                     "--raw-units for data units" if report["standardised"] else
+                     "distances in data units (--raw-units)")
     lines.append(format_table(results, report["n"]))
     mem = report.get("memorisation")
     if mem:
-        lines.append(f"memorisation: median distance to the nearest training point {mem['generated_to_train']:.4g} "
+        lines.append(f"memorisation: median distance to the nearest training row {mem['generated_to_train']:.4g} "
                      f"(samples) vs {mem['heldout_to_train']:.4g} (held-out truth), ratio {mem['ratio']:.3g} "
-                     "(1 = like new data, much below 1 = copies training points)")
+                     "(1 = like new data, much below 1 = copies training rows)")
+        if "share_closer" in mem:
+            lines.append(f"  {mem['share_closer']:.1%} of samples lie closer to a training row than the held-out "
+                         f"rows' {mem['expected_share']:.0%} quantile ({mem['expected_share']:.0%} for new data)")
+    if report.get("checks"):
+        lines += format_checks(report["checks"])
     e = report.get("elbo")
     if e:
         lines.append(f"ELBO ({e['n']} held-out points, reverse variance {e['variance']}): "

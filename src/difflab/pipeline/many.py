@@ -105,7 +105,8 @@ def train_many(
         write_loss(o / FILES["loss"], losses[:, m].tolist())
         model = build_model(c.model.name, dim, T, **c.model.options)
         model.load_state_dict(state["eval"])
-        runs.append(Run(o, c, data.columns, data.scaler, d, model.eval(), data.toy, data.train, data.heldout, share))
+        runs.append(Run(o, c, data.columns, data.scaler, d, model.eval(), data.toy, data.train, data.heldout, share,
+                        table=data.table))
     return runs
 
 

@@ -78,11 +78,14 @@ def _oracle_run(cfg: RunConfig, out: Path, data: PreparedData, diffusion: Gaussi
     meta = arch_meta(cfg, len(data.columns), diffusion.T, data.columns)
     save_weights(out / FILES["model"], model.state_dict(), {**meta, "step": 0, "seconds": 0.0})
     write_loss(out / FILES["loss"], [model.denoising_loss(data.scaled, seed=cfg.train.seed)])
-    return Run(out, cfg, data.columns, data.scaler, diffusion, model.eval(), data.toy, data.train, data.heldout, 0.0)
+    return Run(out, cfg, data.columns, data.scaler, diffusion, model.eval(), data.toy, data.train, data.heldout, 0.0,
+               table=data.table)
 
 
-def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True) -> Run:
+def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool = True,
+              data: PreparedData | None = None) -> Run:
     """Train ``cfg`` into the run directory ``out`` (``resume``: continue the checkpoint there to cfg.train.steps).
+    ``data``: rows already prepared (e.g. from a DataFrame in memory) instead of loading ``cfg.data.source``.
 
     Continuing a run gives the same weights as training to the same step count straight, as long as the learning
     rate does not depend on the total (constant schedule, or a warm-up not yet finished).
@@ -90,7 +93,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     out = Path(out)
     check_out(out, resume)
     check_names(cfg)
-    data = prepare_data(cfg.data)
+    data = prepare_data(cfg.data) if data is None else data
     diffusion = build_diffusion(cfg)
     dim = len(data.columns)
     if hasattr(MODELS[cfg.model.name], "from_data"):  # an oracle (difflab.models.oracles): nothing to train
@@ -126,4 +129,5 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     save_weights(out / FILES["model"], eval_model.state_dict(),
                  {**meta, "step": trainer.step_count, "seconds": seconds})
     write_loss(out / FILES["loss"], trainer.losses())
-    return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds)
+    return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds,
+               table=data.table)

@@ -1,0 +1,215 @@
+"""difflab on scikit-learn's real tables next to two baselines and the real training rows: docs/tables.md.
+
+For each data set (``sklearn:NAME``) and each seed (the seed of the 20 % held-out split and of difflab's training)
+every generator is fitted to the training rows and draws as many rows as there are training rows:
+
+- difflab with the table preset, its categories one-hot and, separately, as analog bits;
+- a Gaussian copula (empirical marginals, one correlation matrix of normal scores) and SMOTE-style interpolation
+  between same-class nearest neighbours (:mod:`difflab.tabular.baselines`);
+- the real training rows themselves (what perfect memorisation scores).
+
+Every generator is scored on the held-out rows: ML-efficacy ratio (random forest trained on generated vs on real
+training rows, macro F1 / R² on held-out rows), distance to closest record (median ratio, share below the held-out
+5 % quantile), W1 / noise floor on standardised columns (n = half the held-out rows, averaged over repeats),
+per-column KS / TV and correlation difference (each with the real rows' value as floor), time to fit. Figures are
+means over the seeds. A second table trains difflab for more and fewer steps on wine and breast_cancer: the
+trade-off between fidelity and copying training rows that chose the preset's step count.
+
+    .venv/bin/python benchmarks/tables.py --page docs/tables.md          # everything (about 20 min on 2 cores)
+    .venv/bin/python benchmarks/tables.py --sets wine --generators difflab --seeds 0 --tradeoff ""  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import load, machine  # noqa: E402
+from difflab.config import resolve_config  # noqa: E402
+from difflab.data.prepare import prepare_data  # noqa: E402
+from difflab.data.sklearn_sets import SKLEARN_SETS  # noqa: E402
+from difflab.evaluation import evaluate_samples  # noqa: E402
+from difflab.evaluation.privacy import distance_to_closest_record  # noqa: E402
+from difflab.evaluation.tables import Standardiser, evaluation_matrix, table_checks  # noqa: E402
+from difflab.pipeline import train_run  # noqa: E402
+from difflab.sample import sample_frame  # noqa: E402
+from difflab.tabular.baselines import GaussianCopula, Interpolation  # noqa: E402
+
+GENERATORS = ("difflab", "difflab-bits", "copula", "smote", "real")
+LABELS = {"difflab": "difflab (one-hot)", "difflab-bits": "difflab (analog bits)", "copula": "Gaussian copula",
+          "smote": "SMOTE-style interpolation", "real": "real training rows"}
+TARGETS = {"efficacy": 0.95, "dcr": 1.0, "w1": 1.5}  # issue 11, on wine and breast_cancer
+
+
+def fit_difflab(name: str, encoding: str, seed: int, steps: int | None, args: argparse.Namespace,
+                tmp: Path) -> Callable[[int, int], pd.DataFrame]:
+    over: dict[str, Any] = {"data": {"source": f"sklearn:{name}", "encoding": encoding, "seed": seed},
+                            "train": {"seed": seed, "steps": steps}}
+    cfg = resolve_config(args.preset, overrides=over)
+    run = train_run(cfg, tmp / f"{name}-{encoding}-{seed}-{steps}", progress=False)
+    return lambda n, s: sample_frame(run, n, seed=s)
+
+
+def score(gen: pd.DataFrame, train: pd.DataFrame, held: pd.DataFrame, spec: Any, target: str,
+          repeats: int) -> dict[str, float]:
+    m_train, m_held = evaluation_matrix(train, spec), evaluation_matrix(held, spec)
+    scale = Standardiser(m_held)
+    m_gen = scale(evaluation_matrix(gen, spec))
+    n = len(held) // 2
+    w1 = evaluate_samples(m_gen, scale(m_held), n=n, repeats=repeats, metrics=["w1"], seed=0)["w1"]
+    dcr = distance_to_closest_record(m_gen, scale(m_train), scale(m_held), n=len(gen), seed=0)
+    checks = table_checks(gen, train, held, spec, target=target, seed=0)
+    eff = checks["efficacy"]
+    return {"efficacy": eff["ratio"], "eff_syn": eff["synthetic"], "eff_real": eff["real"], "score": eff["score"],
+            "dcr": dcr["ratio"], "dcr_share": dcr["share_closer"], "w1": w1["ratio"],
+            "ks": checks["columns"]["mean"], "ks_floor": checks["columns"]["floor"],
+            "corr": checks["correlation"]["value"], "corr_floor": checks["correlation"]["floor"]}
+
+
+def run_set(name: str, seed: int, args: argparse.Namespace, tmp: Path, *, generators: list[str],
+            steps: int | None = None) -> list[dict[str, Any]]:
+    cfg = resolve_config(args.preset, overrides={"data": {"source": f"sklearn:{name}", "seed": seed}})
+    data = prepare_data(cfg.data)
+    spec = data.table
+    train, held = spec.decode(data.train), spec.decode(data.heldout)
+    target = "target"
+    classification = SKLEARN_SETS[name].task == "classification"
+    rows = []
+    for g in generators:
+        start = time.perf_counter()
+        if g in ("difflab", "difflab-bits"):
+            draw = fit_difflab(name, "bits" if g == "difflab-bits" else "onehot", seed, steps, args, tmp)
+        elif g == "copula":
+            model = GaussianCopula().fit(train, spec)
+            draw = lambda n, seed, m=model: m.sample(n, seed=seed)  # noqa: E731
+        elif g == "smote":
+            model = Interpolation(k=5, target=target if classification else None).fit(train, spec)
+            draw = lambda n, seed, m=model: m.sample(n, seed=seed)  # noqa: E731
+        else:
+            draw = lambda n, seed: train.copy()  # noqa: E731  (the rows as they are: ML efficacy exactly 1)
+        fitted = time.perf_counter() - start
+        gen = draw(len(train), 1)
+        result = {"set": name, "generator": g, "seconds": fitted, "seed": seed, "steps": steps,
+                  **score(gen, train, held, spec, target, args.repeats)}
+        print(f"{name:14s} {seed} {LABELS[g]:26s} efficacy {result['efficacy']:.3f}  DCR {result['dcr']:.3f} "
+              f"({result['dcr_share']:.1%})  W1/floor {result['w1']:.2f}  KS/TV {result['ks']:.3f}  "
+              f"corr {result['corr']:.3f}  {fitted:.1f} s", flush=True)
+        rows.append(result)
+    return rows
+
+
+NUMBERS = ("efficacy", "eff_syn", "eff_real", "dcr", "dcr_share", "w1", "ks", "ks_floor", "corr", "corr_floor",
+           "seconds")
+
+
+def means(results: list[dict[str, Any]], key: tuple[str, ...] = ("set", "generator")) -> list[dict[str, Any]]:
+    """One row per (set, generator) (or other ``key``), every number averaged over the seeds, with their spread."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(tuple(r[k] for k in key), []).append(r)
+    out = []
+    for rows in groups.values():
+        m = {k: rows[0][k] for k in (*key, "score")}
+        m.update({k: float(np.mean([r[k] for r in rows])) for k in NUMBERS})
+        m.update({f"{k}_all": [r[k] for r in rows] for k in ("efficacy", "dcr", "w1")})
+        m["seeds"] = len(rows)
+        out.append(m)
+    return out
+
+
+def _spread(values: list[float]) -> str:
+    return f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
+
+
+def markdown(results: list[dict[str, Any]], tradeoff: list[dict[str, Any]], args: argparse.Namespace,
+             where: str) -> str:
+    rows = means(results)
+    lines = ["# difflab on real tables", "",
+             "Generated by `.venv/bin/python benchmarks/tables.py --page docs/tables.md` "
+             f"(preset `{args.preset}`, seeds {args.seeds}).", "",
+             f"Machine: {where}.", "", __doc__.split("\n\n", 1)[1].split("\n    .venv")[0].strip(), ""]
+    lines += ["## Targets (issue 11): wine and breast_cancer", "",
+              "ML-efficacy ratio ≥ 0.95, median DCR ratio ≥ 1, W1/floor ≤ 1.5, and better than the baselines on each "
+              "(means over the seeds; the range over seeds in brackets).", "",
+              "| set | measure | target | difflab (one-hot) | met | copula | SMOTE-style |", "|---|---|---|---|---|---|---|"]
+    for s in ("wine", "breast_cancer"):
+        mine = next((r for r in rows if r["set"] == s and r["generator"] == "difflab"), None)
+        if mine is None:
+            continue
+        base = {g: next((r for r in rows if r["set"] == s and r["generator"] == g), None) for g in ("copula", "smote")}
+        for key, label in (("efficacy", "ML efficacy ratio"), ("dcr", "median DCR ratio"), ("w1", "W1 / floor")):
+            ok = mine[key] >= TARGETS[key] if key != "w1" else mine[key] <= TARGETS[key]
+            better = [g for g, b in base.items() if b is not None and (
+                mine[key] > b[key] if key != "w1" else mine[key] < b[key])]
+            verdict = ("yes" if ok else "no") + (", beats both baselines" if len(better) == 2 else
+                                                 f", beats {' and '.join(better)} only" if better else
+                                                 ", behind both baselines")
+            shown = [f"{b[key]:.3f}" if b else "–" for b in base.values()]
+            lines.append(f"| {s} | {label} | {'≤' if key == 'w1' else '≥'} {TARGETS[key]} | {mine[key]:.3f}"
+                         f"{_spread(mine[key + '_all'])} | {verdict} | {shown[0]} | {shown[1]} |")
+    for s in dict.fromkeys(r["set"] for r in rows):
+        lines += ["", f"## {s}", "", "| generator | ML efficacy (synthetic / real score) | DCR median ratio | "
+                  "DCR share < 5 % | W1 / floor | KS/TV mean (floor) | corr diff (floor) | fit time |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["set"] == s):
+            lines.append(f"| {LABELS[r['generator']]} | {r['efficacy']:.3f} ({r['eff_syn']:.3f} / {r['eff_real']:.3f} "
+                         f"{r['score']}) | {r['dcr']:.3f} | {r['dcr_share']:.1%} | {r['w1']:.2f} | {r['ks']:.3f} "
+                         f"({r['ks_floor']:.3f}) | {r['corr']:.3f} ({r['corr_floor']:.3f}) | {r['seconds']:.1f} s |")
+    if tradeoff:
+        lines += ["", "## Training steps: fidelity against copying", "",
+                  "difflab (one-hot) trained for other step counts, same seeds; the preset's count is the one row "
+                  "that meets the most targets on both sets.", "",
+                  "| set | steps | ML efficacy | DCR median ratio | DCR share < 5 % | W1 / floor | KS/TV mean | fit time |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(means(tradeoff, ("set", "generator", "steps")), key=lambda r: (r["set"], r["steps"])):
+            lines.append(f"| {r['set']} | {r['steps']} | {r['efficacy']:.3f} | {r['dcr']:.3f} | {r['dcr_share']:.1%} | "
+                         f"{r['w1']:.2f} | {r['ks']:.3f} | {r['seconds']:.1f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default=",".join(SKLEARN_SETS))
+    ap.add_argument("--generators", default=",".join(GENERATORS))
+    ap.add_argument("--preset", default="table")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the held-out split and of difflab's training")
+    ap.add_argument("--tradeoff", default="300,1500,3000",
+                    help="other step counts to train difflab for on wine and breast_cancer (empty: none)")
+    ap.add_argument("--repeats", type=int, default=20, help="W1 repeats (the held-out sets are small)")
+    ap.add_argument("--page", type=Path, default=None, help="write the markdown page here")
+    args = ap.parse_args()
+    generators = [g for g in args.generators.split(",") if g]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    where = f"{machine()}; {load()} at the start"
+    print(where, flush=True)
+    results, tradeoff = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sets.split(","):
+            for seed in seeds:
+                results += run_set(name, seed, args, Path(tmp), generators=generators)
+        for steps in (int(s) for s in args.tradeoff.split(",") if s):
+            for name in ("wine", "breast_cancer"):
+                for seed in seeds:
+                    tradeoff += run_set(name, seed, args, Path(tmp), generators=["difflab"], steps=steps)
+    preset_steps = resolve_config(args.preset).train.steps
+    tradeoff += [{**r, "steps": preset_steps} for r in results
+                 if r["generator"] == "difflab" and r["set"] in ("wine", "breast_cancer")] if tradeoff else []
+    if args.page is not None:
+        from difflab.io import atomic_open
+
+        with atomic_open(args.page, "w", encoding="utf-8") as f:
+            f.write(markdown(results, tradeoff, args, f"{where}; {load()} at the end"))
+        print(f"wrote {args.page}")
+
+
+if __name__ == "__main__":
+    main()
