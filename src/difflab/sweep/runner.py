@@ -160,7 +160,7 @@ def run_sweep(
     cells = expand(spec)  # every cell is resolved and checked before anything runs
     evaluate = spec.evaluate.to_dict()
     jobs, done = plan_jobs(cells, out, evaluate)
-    runner = open_backend(backend, BackendOptions(workers=workers, address=address, cpus_per_task=cpus_per_task,
+    engine = open_backend(backend, BackendOptions(workers=workers, address=address, cpus_per_task=cpus_per_task,
                                                   gpus_per_task=gpus_per_task))
     summary = SweepSummary(out, len(cells), skipped=done)
     finished = 0
@@ -180,16 +180,17 @@ def run_sweep(
 
     # Ray starts only when there is work; a backend that cannot start (no cluster at --address) or cannot hold a
     # task (a GPU cell, no GPU) fails before anything is written.
-    with runner if jobs else contextlib.nullcontext():
-        tasks = plan_tasks(jobs, batch=batch, workers=runner.slots()) if jobs else []
-        runner.check(tasks)
+    with engine if jobs else contextlib.nullcontext():
+        tasks = plan_tasks(jobs, batch=batch, workers=engine.slots()) if jobs else []
+        if tasks:
+            engine.check(tasks)
         (out / "cells").mkdir(parents=True, exist_ok=True)
         _write_plan(out, spec, cells)
         if done:
             echo(f"{done} of {len(cells)} cells done before; running {len(jobs)}")
         try:
             if tasks:
-                runner.run(tasks, record)
+                engine.run(tasks, record)
         finally:
             report.write_results(out)
     return summary
