@@ -34,7 +34,7 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     if s.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
     try:  # --steps outside 1..T fails here, before any work
-        make_grid(run.diffusion.T, s.steps, s.grid)
+        make_grid(run.diffusion, s.steps, s.grid)
     except ConfigError as e:
         raise ConfigError(f"--steps {s.steps}: {e}") from None
     if over.get("eta") is not None and s.sampler != "ddim":
@@ -94,7 +94,7 @@ def _sample_run(
 def trajectory_times(run: Run, **over: Any) -> list[int]:
     """The time step t of each state of :func:`sample_run`'s trajectory, [T, ..., 0]: traj[k] is x at times[k]."""
     kwargs = sampling_kwargs(run, **over)
-    return make_grid(run.diffusion.T, kwargs["steps"], kwargs["grid"])
+    return make_grid(run.diffusion, kwargs["steps"], kwargs["grid"])
 
 
 def decode_rows(run: Run, x: np.ndarray) -> pd.DataFrame:
