@@ -19,11 +19,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import alternate, header, load, median, resolve, sync, table  # noqa: E402
+from difflab.assemble import build_process as build_diffusion  # noqa: E402
 from difflab.compute import cpu_threads  # noqa: E402
 from difflab.config import resolve_config  # noqa: E402
 from difflab.data.prepare import prepare_data  # noqa: E402
 from difflab.models import build_model  # noqa: E402
-from difflab.rundir import build_diffusion  # noqa: E402
 from difflab.training.trainer import Trainer  # noqa: E402
 
 

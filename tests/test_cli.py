@@ -140,15 +140,17 @@ def test_help_on_every_command():
 
 
 def test_help_names_match_the_registries():
-    from difflab.diffusion import SCHEDULES
+    from difflab.diffusion import CONTINUOUS, PARAMETERIZATIONS, SCHEDULES
     from difflab.figures import FIGURES
     from difflab.models import MODELS
-    from difflab.sampling import SAMPLERS
+    from difflab.sampling import GRIDS, SAMPLERS
 
     def names(text: str) -> list[str]:
         return [n.strip() for n in text.replace(",", "|").split("|")]
 
-    assert set(names(difflab.cli.SCHEDULE_NAMES)) == {*SCHEDULES, "array"}
+    assert set(names(difflab.cli.SCHEDULE_NAMES)) == {*SCHEDULES, *CONTINUOUS, "array"}
+    assert set(names(difflab.cli.GRID_NAMES)) == set(GRIDS)
+    assert set(names(difflab.cli.PARAMETERIZATION_NAMES)) == set(PARAMETERIZATIONS)
     assert set(names(difflab.cli.SAMPLER_NAMES)) == set(SAMPLERS)
     assert names(difflab.cli.FIGURE_KINDS) == list(FIGURES)
     assert set(names(difflab.cli.MODEL_NAMES)) <= set(MODELS)  # the trainable ones; more may be registered

@@ -43,8 +43,8 @@ def test_seed_preset_builds_the_tutorials_schedule_and_data():
     """β_t = linspace(0, 0.99, T+1)^4 (the tutorial's numbers table) and 1000 noiseless moons points."""
     from sklearn.datasets import make_moons
 
+    from difflab.assemble import build_process as build_diffusion
     from difflab.data.prepare import prepare_data
-    from difflab.rundir import build_diffusion
 
     cfg = resolve_config("seed")
     betas = build_diffusion(cfg).schedule.betas

@@ -37,9 +37,11 @@ PLUGINS = {
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
-SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array"
+SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm"
 MODEL_NAMES = "seed | mlp"
-SAMPLER_NAMES = "ddpm | ddim | dpm++"
+SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode"
+GRID_NAMES = "trailing | linspace | logsnr | karras"
+PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
 SAMPLE_DEVICES = ("auto", "cpu", "cuda")  # difflab.sampling.device.DEVICES, checked before the heavy imports
 
@@ -137,6 +139,7 @@ TRAIN_LABELS = {
     "data.categorical": "--categorical", "data.integer": "--integer", "data.continuous": "--continuous",
     "data.missing": "--missing", "data.encoding": "--encoding",
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
+    "diffusion.time": "--time", "diffusion.variance": "--variance", "diffusion.zero_terminal_snr": "--zero-terminal-snr",
     "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
     "train.ema": "--ema", "train.seed": "--seed", "train.device": "--device",
 }
@@ -181,9 +184,18 @@ def train(
     missing: Annotated[str | None, Opt(help="Missing values in a table: error (default) | category (their own "
                                        "level; numbers get a missing flag).")] = None,
     encoding: Annotated[str | None, Opt(help="Categorical columns as features: onehot | bits (analog bits).")] = None,
-    schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES}.")] = None,
-    T: Annotated[int | None, Opt("--T", help="Number of diffusion steps.")] = None,
-    parameterization: Annotated[str | None, Opt(help="What the network predicts: eps | x0 | v.")] = None,
+    schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES} (continuous time: linear, cosine, "
+                                        "sigmoid, edm).")] = None,
+    T: Annotated[int | None, Opt("--T", help="Number of diffusion steps (continuous time: default sampling steps)."
+                                 )] = None,
+    time: Annotated[str | None, Opt("--time", help="discrete (T steps) | continuous (t in [0, 1]; the network sees "
+                                    "the noise level).")] = None,
+    parameterization: Annotated[str | None, Opt(help=f"What the network predicts: {PARAMETERIZATION_NAMES}."
+                                                )] = None,
+    variance: Annotated[str | None, Opt("--variance", help="Reverse variances: fixed | learned-range (Nichol & "
+                                        "Dhariwal 2021; hybrid loss).")] = None,
+    zero_terminal_snr: Annotated[bool | None, Opt("--zero-terminal-snr/--no-zero-terminal-snr", help="Rescale the "
+                                                  "schedule to ᾱ_T = 0 (Lin et al. 2023; x0, v or edm).")] = None,
     model: Annotated[str | None, Opt(help=f"Network: {MODEL_NAMES}.")] = None,
     steps: Annotated[int | None, Opt(help="Optimizer steps in all (with --resume: the new total).")] = None,
     batch_size: Annotated[int | None, Opt(help="Mini-batch size (the seed preset uses the full batch).")] = None,
@@ -206,7 +218,8 @@ def train(
         "data": {"source": data, "columns": _columns(columns), "n": n, "scaler": scaler,
                  "categorical": _columns(categorical, "--categorical"), "integer": _columns(integer, "--integer"),
                  "continuous": _columns(continuous, "--continuous"), "missing": missing, "encoding": encoding},
-        "diffusion": {"schedule": schedule, "T": T, "parameterization": parameterization},
+        "diffusion": {"schedule": schedule, "T": T, "parameterization": parameterization, "time": time,
+                      "variance": variance, "zero_terminal_snr": zero_terminal_snr},
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device},
     }
@@ -230,9 +243,16 @@ def sample(
     out: Annotated[Path, Opt("--out", "-o", help="Output file, .csv (with a header) or .npy, in data units.")],
     n: Annotated[int, Opt(help="Number of samples.")] = 1000,
     sampler: Annotated[str | None, Opt(help=f"{SAMPLER_NAMES} (default: the run's, ddpm).")] = None,
-    steps: Annotated[int | None, Opt(help="Model calls K, 1 ≤ K ≤ T (default: T).")] = None,
-    grid: Annotated[str | None, Opt(help="Time grid for K < T: trailing | linspace.")] = None,
+    steps: Annotated[int | None, Opt(help="Jumps K (default: T; at most T in discrete time); heun and heun-sde "
+                                     "call the network about twice per jump.")] = None,
+    grid: Annotated[str | None, Opt(help=f"Time grid: {GRID_NAMES}.")] = None,
     eta: Annotated[float | None, Opt(help="DDIM noise scale (0 = deterministic, 1 ≈ ddpm).")] = None,
+    variance: Annotated[str | None, Opt("--variance", help="ddpm's reverse variance: small | large | learned "
+                                        "(default: learned when the run has it, else small).")] = None,
+    guard: Annotated[str | None, Opt(help="On x̂_0: none | clip (to the training data's box, widened) | threshold "
+                                     "(dynamic thresholding).")] = None,
+    option: Annotated[list[str] | None, Opt("--option", help="A sampler option KEY=VALUE, repeatable (e.g. "
+                                            "s_churn=20 for heun-sde, rtol=1e-4 for ode).")] = None,
     seed: Annotated[int, Opt(help="Seed of x_T and of the sampler's noise.")] = 0,
     trajectory: Annotated[Path | None, Opt(help="Also write the reverse trajectory, shape (K+1, n, D), in data "
                                            "units, to this .npy file.")] = None,
@@ -248,8 +268,25 @@ def sample(
     from difflab.sample import sample_to_file
 
     path = sample_to_file(run_dir, out, n=n, sampler=sampler, steps=steps, grid=grid, eta=eta, seed=seed,
-                          trajectory=trajectory, chunk_size=chunk_size, device=device)
+                          trajectory=trajectory, chunk_size=chunk_size, device=device, variance=variance, guard=guard,
+                          options=_options(option))
     typer.echo(f"wrote {n} samples to {path}" + (f" and their trajectory to {trajectory}" if trajectory else ""))
+
+
+def _options(items: list[str] | None) -> dict[str, float | str] | None:
+    """--option KEY=VALUE pairs; values that read as numbers become numbers."""
+    if not items:
+        return None
+    out: dict[str, float | str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DifflabError(f"--option {item!r}: expected KEY=VALUE, e.g. s_churn=20")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            out[key.strip()] = value.strip()
+    return out
 
 
 def _kinds(values: list[str] | None) -> list[str] | None:

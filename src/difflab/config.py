@@ -2,7 +2,7 @@
 
 A run's resolved config is saved as ``config.json`` in its run directory; :func:`load_saved_config` reads it back.
 Sections mirror the data path: data → diffusion → model → train → sample. Names that live in registries (schedule,
-model, sampler) are checked where those registries are, when the run is built (``difflab.rundir.check_names``), so
+model, sampler) are checked where those registries are, when the run is built (``difflab.assemble.check_config``), so
 that this module stays import-light.
 """
 
@@ -39,11 +39,17 @@ class DataConfig(_Section):
 
 
 class DiffusionConfig(_Section):
-    schedule: str = Field("poly", description="schedule name (see difflab.diffusion.schedules) or 'array'")
-    T: int = Field(10, ge=1, le=100_000, description="number of noisy steps")
+    time: Literal["discrete", "continuous"] = Field(
+        "discrete", description="discrete: T steps; continuous: t in [0, 1], the network sees the noise level")
+    schedule: str = Field("poly", description="schedule name (see difflab.diffusion.schedules/continuous) or 'array'")
+    T: int = Field(10, ge=1, le=100_000, description="noisy steps (continuous time: default sampling steps)")
     schedule_options: dict[str, float] = Field(default_factory=dict, description="e.g. {power = 4}")
     betas: list[float] | None = Field(None, description="β_1..β_T for schedule = 'array'")
-    parameterization: Literal["eps", "x0", "v"] = "eps"
+    zero_terminal_snr: bool = Field(False, description="rescale so that ᾱ_T = 0 (Lin et al. 2023); x0/v/edm only")
+    parameterization: Literal["eps", "x0", "v", "score", "mean", "edm"] = "eps"
+    sigma_data: float = Field(0.5, gt=0, description="the data's std assumed by edm preconditioning")
+    variance: Literal["fixed", "learned-range"] = Field(
+        "fixed", description="learned-range: the network also outputs the reverse variance (Nichol & Dhariwal 2021)")
 
 
 class ModelConfig(_Section):
@@ -66,6 +72,13 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1000, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads (default: chosen for the model's size)")
     cuda_graph: bool = Field(True, description="on CUDA, replay each training step from one CUDA graph")
+    noise_sampling: Literal["uniform", "lognormal"] = Field(
+        "uniform", description="continuous time: t ~ U[t_min, 1], or ln σ ~ N(p_mean, p_std²) (Karras et al. 2022)")
+    p_mean: float = Field(-1.2, description="lognormal noise sampling: mean of ln σ")
+    p_std: float = Field(1.2, gt=0, description="lognormal noise sampling: std of ln σ")
+    vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
+    vlb_sampling: Literal["uniform", "importance"] = Field(
+        "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")
 
     @field_validator("adam_betas")
     @classmethod
@@ -76,11 +89,16 @@ class TrainConfig(_Section):
 
 
 class SampleConfig(_Section):
-    sampler: str = Field("ddpm", description="ddpm | ddim | dpm++")
-    steps: int | None = Field(None, ge=1, description="model calls K ≤ T (default T)")
-    grid: Literal["trailing", "linspace"] = "trailing"
+    sampler: str = Field("ddpm", description="ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode")
+    steps: int | None = Field(None, ge=1, description="jumps K (default T; at most T for discrete time)")
+    grid: Literal["trailing", "linspace", "logsnr", "karras"] = "trailing"
     eta: float = Field(0.0, ge=0, description="DDIM noise scale")
-    variance: Literal["small", "large"] = Field("small", description="ddpm reverse variance")
+    variance: Literal["small", "large", "learned"] | None = Field(
+        None, description="ddpm reverse variance (default: learned when the model has it, else small)")
+    guard: Literal["none", "clip", "threshold"] = Field(
+        "none", description="x̂_0 clipped to the data's box, or dynamically thresholded (Saharia et al. 2022)")
+    guard_margin: float = Field(0.1, ge=0, description="the box: the training data's range widened by this share")
+    options: dict[str, float | str] = Field(default_factory=dict, description="sampler options, e.g. {s_churn = 20}")
 
 
 class RunConfig(_Section):

@@ -5,7 +5,7 @@ Layout of a run directory::
     config.json             the resolved RunConfig
     data.json               columns (the model's features), source, sizes, the scaler's fitted parameters, and for a
                             table with other than plain-number columns its spec ("table": kinds, levels, encoding)
-    schedule.json           β_0..β_T
+    schedule.json           the process: β_0..β_T (discrete), or a continuous schedule's name and options
     train.npy, heldout.npy  the training rows and held-out truth (file data), as features in data units
     model.safetensors       the weights to sample with (EMA when on), metadata: architecture
     checkpoint.safetensors  weights, optimizer, RNG and loss log for --resume
@@ -27,16 +27,15 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from difflab.compute import resolve_device
+from difflab.assemble import denoiser, network_shape
 from difflab.config import RunConfig, load_saved_config
 from difflab.data import Scaler, ToyDataset, get_dataset, scaler_from_dict
 from difflab.data.prepare import PreparedData
 from difflab.data.table import TableSpec
-from difflab.diffusion import Denoiser, GaussianDiffusion, Schedule, make_schedule
+from difflab.diffusion import Denoiser, Process, process_from_dict
 from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.io import atomic_open, read_json, write_json
-from difflab.models import MODELS, build_model
-from difflab.sampling import SAMPLERS
+from difflab.models import build_model
 from difflab.sampling.output import check_writable
 from difflab.weights import load_weights
 
@@ -52,28 +51,17 @@ FILES = {
 }
 
 
-def build_diffusion(cfg: RunConfig, *, warn: bool = True) -> GaussianDiffusion:
-    d = cfg.diffusion
-    return GaussianDiffusion(make_schedule(d.schedule, d.T, betas=d.betas, warn=warn, **d.schedule_options))
-
-
-def check_names(cfg: RunConfig) -> None:
-    """Check the names that live in registries (schedule, model, sampler, device) without loading any data."""
-    build_diffusion(cfg, warn=False)
-    if cfg.model.name not in MODELS:
-        raise ConfigError(f"unknown model '{cfg.model.name}'; choose one of: {', '.join(MODELS)}")
-    if cfg.sample.sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler '{cfg.sample.sampler}'; choose one of: {', '.join(SAMPLERS)}")
-    resolve_device(cfg.train.device)
-
-
 def arch_meta(cfg: RunConfig, dim: int, T: int, columns: list[str]) -> dict[str, Any]:
+    """What a weights file was made for: the network (name, options, width), the process's T and time, and how its
+    output is read (parameterization, variance)."""
     return {
         "model": cfg.model.name,
         "dim": dim,
         "T": T,
+        "time": cfg.diffusion.time,
         "options": cfg.model.options,
         "parameterization": cfg.diffusion.parameterization,
+        "variance": cfg.diffusion.variance,
         "columns": columns,
     }
 
@@ -86,7 +74,7 @@ class Run:
     config: RunConfig
     columns: list[str]
     scaler: Scaler
-    diffusion: GaussianDiffusion
+    diffusion: Process
     model: nn.Module
     toy: ToyDataset | None
     train: np.ndarray
@@ -99,7 +87,7 @@ class Run:
         return len(self.columns)
 
     def denoiser(self) -> Denoiser:
-        return Denoiser(self.model.eval(), self.diffusion, self.config.diffusion.parameterization)
+        return denoiser(self.config, self.model, self.diffusion)
 
 
 def save_data(out: Path, cfg: RunConfig, data: PreparedData) -> None:
@@ -160,10 +148,10 @@ def check_out(out: Path, resume: bool) -> None:
     check_writable(out)
 
 
-def write_run_files(out: Path, cfg: RunConfig, data: PreparedData, diffusion: GaussianDiffusion) -> None:
+def write_run_files(out: Path, cfg: RunConfig, data: PreparedData, diffusion: Process) -> None:
     """config.json, schedule.json, data.json and the data arrays: everything but the weights and the loss."""
     write_json(out / FILES["config"], cfg.model_dump(mode="json"))
-    write_json(out / FILES["schedule"], diffusion.schedule.to_dict())
+    write_json(out / FILES["schedule"], diffusion.to_dict())
     save_data(out, cfg, data)
 
 
@@ -176,29 +164,31 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         if not (path / FILES[key]).exists():
             raise RunDirError(f"{path}: missing {FILES[key]}; not a finished difflab run")
     cfg = load_saved_config(read_json(path / FILES["config"]), str(path / FILES["config"]))
-    schedule = _read_meta(path / FILES["schedule"], Schedule.from_dict)
+    process = _read_meta(path / FILES["schedule"], process_from_dict)
     scaler, columns, toy, table = _read_meta(path / FILES["data"], lambda d: (
         scaler_from_dict(d["scaler"]), [str(c) for c in d["columns"]],
         get_dataset(d["toy"]) if d.get("toy") else None, TableSpec.from_dict(d["table"]) if "table" in d else None))
     if scaler.n_features != len(columns) or (table is not None and table.features != columns):
         raise RunDirError(f"{path / FILES['data']}: corrupt: {len(columns)} columns but a scaler for "
                           f"{scaler.n_features}" + (f" and a table of {len(table.features)} features" if table else ""))
-    if schedule.T < 1 or not np.all(np.isfinite(schedule.betas)):
+    if process.T < 1 or (process.discrete and not np.all(np.isfinite(process.schedule.betas))):
         raise RunDirError(f"{path / FILES['schedule']}: corrupt: not a schedule of finite β_0..β_T")
     tensors, meta = load_weights(path / FILES["model"])
     meta = meta if isinstance(meta, dict) else {}
-    if meta.get("T", schedule.T) != schedule.T or meta.get("columns", columns) != columns:
+    shape = network_shape(cfg, process, len(columns))
+    if meta.get("T", shape["T"]) != shape["T"] or meta.get("columns", columns) != columns:
         raise RunDirError(f"{path / FILES['model']}: saved for T={meta.get('T')} and columns {meta.get('columns')}, "
-                          f"but the run has T={schedule.T} and columns {columns}; it belongs to another run")
+                          f"but the run has T={shape['T']} and columns {columns}; it belongs to another run")
     try:
-        model = build_model(meta.get("model", cfg.model.name), len(columns), schedule.T, **meta.get("options", {}))
+        model = build_model(meta.get("model", cfg.model.name), len(columns), shape["T"], out_dim=shape["out_dim"],
+                            **meta.get("options", {}))
         model.load_state_dict(tensors)
     except (RuntimeError, ConfigError, TypeError) as e:
         raise RunDirError(f"{path}: weights do not fit the model ({str(e).splitlines()[0][:100]})") from None
     model = model.to(device).eval()
     train = _load_npy(path / FILES["train"], len(columns))
     heldout = _load_npy(path / FILES["heldout"], len(columns)) if (path / FILES["heldout"]).exists() else None
-    return Run(path, cfg, columns, scaler, GaussianDiffusion(schedule), model, toy, train, heldout,
+    return Run(path, cfg, columns, scaler, process, model, toy, train, heldout,
                float(meta.get("seconds", math.nan)), table)
 
 

@@ -16,16 +16,19 @@ import torch
 from difflab.compute import cpu_threads, default_threads
 from difflab.config import SampleConfig, merge_config
 from difflab.data.table_files import TABLE_FORMATS, check_table_format, write_table
+from difflab.diffusion import DenoiseFn
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
 from difflab.rundir import Run, load_run
-from difflab.sampling import SAMPLERS, make_grid
+from difflab.sampling import SAMPLERS, check_options, make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate, generate_chunks
 from difflab.sampling.device import model_device, model_on, on_device
+from difflab.sampling.guards import GUARDS, data_box
 from difflab.sampling.output import check_output_path, write_array, write_chunks
 
 # The command-line option behind each sampling setting, to name it in error messages.
-OPTION_LABELS = {f"sample.{k}": f"--{k}" for k in ("sampler", "steps", "grid", "eta", "variance")}
+OPTION_LABELS = {f"sample.{k}": f"--{k}" for k in ("sampler", "steps", "grid", "eta", "variance", "guard")}
+OPTION_LABELS["sample.options"] = "--option"
 
 
 def sample_settings(run: Run, **over: Any) -> SampleConfig:
@@ -33,10 +36,13 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     s = merge_config(run.config, {"sample": over}, labels=OPTION_LABELS).sample
     if s.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
+    check_options(s.sampler, s.options)
     try:  # --steps outside 1..T fails here, before any work
         make_grid(run.diffusion, s.steps, s.grid)
     except ConfigError as e:
         raise ConfigError(f"--steps {s.steps}: {e}") from None
+    if s.variance == "learned" and run.config.diffusion.variance != "learned-range":
+        raise ConfigError(f"--variance learned: {run.path} was trained with fixed variances")
     if over.get("eta") is not None and s.sampler != "ddim":
         warnings.warn(f"--eta applies to the ddim sampler only; ignored for {s.sampler}", stacklevel=2)
     return s
@@ -46,9 +52,21 @@ def sampling_kwargs(run: Run, **over: Any) -> dict[str, Any]:
     """The run's sampling settings, with any non-None ``over`` on top, as kwargs for ``generate``."""
     s = sample_settings(run, **over)
     options: dict[str, Any] = {"eta": s.eta} if s.sampler == "ddim" else {}
-    if s.sampler == "ddpm":
+    if s.sampler == "ddpm" and s.variance is not None:
         options["variance"] = s.variance
-    return {"sampler": s.sampler, "steps": s.steps, "grid": s.grid, "options": options}
+    return {"sampler": s.sampler, "steps": s.steps, "grid": s.grid, "options": {**options, **s.options}}
+
+
+def run_denoiser(run: Run, **over: Any) -> DenoiseFn:
+    """The run's denoiser with the sampling settings' guard on x̂_0 (``guard``: none | clip | threshold), whose box
+    is the training rows' range in the scaled space widened by ``guard_margin`` (:func:`difflab.sampling.guards.
+    data_box`)."""
+    s = sample_settings(run, **over)
+    denoise = run.denoiser()
+    if s.guard == "none":
+        return denoise
+    low, high = data_box(run.scaler.transform(run.train), s.guard_margin)
+    return GUARDS[s.guard](denoise, run.diffusion, low, high)
 
 
 def sampling_threads(run: Run, batch: int) -> contextlib.AbstractContextManager[None]:
@@ -86,13 +104,15 @@ def _sample_run(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     kwargs = {**sampling_kwargs(run, **over), "device": model_device(run.model)}
     with sampling_threads(run, min(n, DEFAULT_CHUNK)):
-        x, traj = generate(run.denoiser(), run.diffusion, n, run.dim, seed=seed, trajectory=trajectory, **kwargs)
+        x, traj = generate(run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, trajectory=trajectory,
+                           **kwargs)
     data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
     return data, (traj.numpy().astype(np.float64) if traj is not None else None)
 
 
-def trajectory_times(run: Run, **over: Any) -> list[int]:
-    """The time step t of each state of :func:`sample_run`'s trajectory, [T, ..., 0]: traj[k] is x at times[k]."""
+def trajectory_times(run: Run, **over: Any) -> list[float]:
+    """The time of each state of :func:`sample_run`'s trajectory, [t_max, ..., 0] (steps T..0 in discrete time):
+    traj[k] is x at times[k]."""
     kwargs = sampling_kwargs(run, **over)
     return make_grid(run.diffusion, kwargs["steps"], kwargs["grid"])
 
@@ -158,15 +178,16 @@ def _sample_to_file(
         check_table_format(out, all_numbers=run.table.all_numbers, text_columns=labelled)
     if trajectory is None:
         with sampling_threads(run, min(n, chunk_size)):
-            chunks = (x.numpy().astype(np.float64) for x, _ in generate_chunks(
-                run.denoiser(), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size, **kwargs))
+            chunks = (finite(x.numpy().astype(np.float64), out) for x, _ in generate_chunks(
+                run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size, **kwargs))
             if as_rows:
                 return write_table(out, (decode_rows(run, run.scaler.inverse_transform(c)) for c in chunks), n=n)
             return write_chunks(out, chunks, n=n, columns=run.columns, transform=run.scaler.inverse_transform)
     with sampling_threads(run, min(n, chunk_size)):
-        x, traj = generate(run.denoiser(), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size,
+        x, traj = generate(run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size,
                            trajectory=True, **kwargs)
     assert traj is not None
+    finite(x.numpy(), out)
     k1 = traj.shape[0]
     flat = run.scaler.inverse_transform(traj.reshape(-1, run.dim).numpy().astype(np.float64))
     data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
@@ -176,11 +197,20 @@ def _sample_to_file(
     return path
 
 
+def finite(x: np.ndarray, out: Path) -> np.ndarray:
+    """``x`` if every value is finite, else a one-line error (the sampler diverged; nothing is written)."""
+    bad = int((~np.isfinite(x)).any(axis=1).sum())
+    if bad:
+        raise DifflabError(f"{out}: not written: {bad} of {len(x)} samples in a chunk are not finite (the sampler "
+                           "diverged); try --guard clip, another --sampler, or more --steps")
+    return x
+
+
 def eps_fn(run: Run):  # noqa: ANN201
     """ε̂(x, t) on numpy points in the scaled space, for vector-field plots."""
     denoise = run.denoiser()
 
-    def fn(x: np.ndarray, t: int) -> np.ndarray:
-        return denoise(torch.as_tensor(x, dtype=torch.float32), int(t)).eps.numpy()
+    def fn(x: np.ndarray, t: float) -> np.ndarray:
+        return denoise(torch.as_tensor(x, dtype=torch.float32), t).eps.numpy()
 
     return fn

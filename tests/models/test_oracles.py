@@ -133,8 +133,8 @@ def test_mixture_in_scaled_space_is_the_pushed_forward_density() -> None:
     variables), checked with log_prob on both sides."""
     toy = get_dataset("8gaussians")
     run_cfg = resolve_config(overrides={"model": {"name": "oracle"}, "data": {"source": "8gaussians", "n": 500}})
+    from difflab.assemble import build_process as build_diffusion
     from difflab.data.prepare import prepare_data
-    from difflab.rundir import build_diffusion
 
     data = prepare_data(run_cfg.data)
     oracle = MixtureOracle.from_data(data, build_diffusion(run_cfg))

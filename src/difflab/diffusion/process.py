@@ -247,6 +247,7 @@ class ContinuousDiffusion(Process):
         self._fn = get_continuous(name).fn
         self.t_max, self.t_min = 1.0, get_continuous(name).t_min
         self._a1 = math.exp(0.5 * float(self._fn(torch.tensor(1.0, dtype=torch.float64), **self.options)))
+        self._lam_table: tuple[np.ndarray, np.ndarray] | None = None
 
     def _log_ab(self, t: Tensor) -> Tensor:
         """log ᾱ(t) for float64 times in (0, 1]."""
@@ -285,16 +286,27 @@ class ContinuousDiffusion(Process):
         return -self.log_snr(t) / 8.0
 
     def t_of_log_snr(self, lam: float) -> float:
-        """By bisection on [t_min, 1] (λ decreases in t): 60 halvings reach float64's resolution."""
-        lo, hi = float(self.t_min), 1.0
-        if self.log_snr(lo) <= lam:
-            return lo
-        if self.log_snr(hi) >= lam:
-            return hi
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if self.log_snr(mid) > lam else (lo, mid)
-        return 0.5 * (lo + hi)
+        """λ decreases in t: the bracket from a table of λ at 4097 times, then regula falsi inside it."""
+        if self._lam_table is None:
+            grid = torch.linspace(float(self.t_min), 1.0, 4097, dtype=torch.float64)
+            la = self._log_ab(grid)
+            self._lam_table = (grid.numpy(), (la - torch.log(-torch.expm1(la))).numpy())
+        ts, lams = self._lam_table
+        if lam >= lams[0]:
+            return float(ts[0])
+        if lam <= lams[-1]:
+            return 1.0
+        k = int(np.searchsorted(-lams, -lam))  # lams[k-1] > lam >= lams[k]
+        (t0, l0), (t1, l1) = (float(ts[k - 1]), float(lams[k - 1])), (float(ts[k]), float(lams[k]))
+        for _ in range(3):  # regula falsi inside a 2⁻¹² bracket of a smooth λ(t): ~1e-12 after three steps
+            t = t0 + (lam - l0) * (t1 - t0) / (l1 - l0)
+            if not t0 < t < t1:
+                break
+            lt = self.log_snr(t)
+            if lt == lam:
+                return t
+            (t0, l0), (t1, l1) = ((t, lt), (t1, l1)) if lt > lam else ((t0, l0), (t, lt))
+        return t0 + (lam - l0) * (t1 - t0) / (l1 - l0)
 
     def to_dict(self) -> dict[str, object]:
         return {"time": "continuous", "name": self.name, "T": self.T, "options": self.options,

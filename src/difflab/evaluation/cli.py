@@ -29,11 +29,13 @@ def evaluate(
     elbo: Annotated[bool, Opt("--elbo", help="Also report the ELBO (nats/dim, data units) of n held-out points, "
                               "and their true NLL where the density is known.")] = False,
     elbo_variance: Annotated[str, Opt(help="Reverse variance of the ELBO's model: large (β_t, the tighter bound) "
-                                      "| small (β̃_t).")] = "large",
+                                      "| small (β̃_t) | learned (a run trained with learned variances).")] = "large",
+    nll: Annotated[bool, Opt("--nll", help="Also report the exact NLL of n held-out points under the "
+                             "probability-flow ODE (nats/dim, data units; JSON key nll_ode).")] = False,
     raw_units: Annotated[bool, Opt("--raw-units", help="Distances in data units instead of columns standardised by "
                                    "the reference's mean and sd.")] = False,
-    target_column: Annotated[str | None, Opt("--target", help="Column that ML efficacy predicts (default: a column "
-                                             "named 'target', if the table has one).")] = None,
+    target_column: Annotated[str | None, Opt("--target", help="Column that ML efficacy predicts (default: a column named 'target', "
+                                      "if the table has one).")] = None,
 ) -> None:
     """Compare a run's samples (or a sample file) with true points: every metric next to its noise floor, plus
     memorisation (distance to closest record), against real rows per-column KS/TV, correlations, piling at range
@@ -51,10 +53,10 @@ def evaluate(
         check_output_path(json_out, formats=(".json",))
     if target.is_dir():
         report = evaluate_run(target, n=n, repeats=repeats, seed=seed, metrics=names, reference=reference,
-                              with_elbo=elbo, elbo_variance=elbo_variance, sampler=sampler, steps=steps, grid=grid,
+                              with_elbo=elbo, with_nll=nll, elbo_variance=elbo_variance, sampler=sampler, steps=steps, grid=grid,
                               eta=eta, raw_units=raw_units, target=target_column)
     else:
-        run_only = {"--elbo": elbo, "--sampler": sampler, "--steps": steps, "--grid": grid, "--eta": eta}
+        run_only = {"--elbo": elbo, "--nll": nll, "--sampler": sampler, "--steps": steps, "--grid": grid, "--eta": eta}
         given = [k for k, v in run_only.items() if v not in (None, False)]
         if given:
             raise ConfigError(f"{given[0]} applies to a run directory; {target} is a sample file")

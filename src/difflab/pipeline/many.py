@@ -8,19 +8,16 @@ from pathlib import Path
 
 import torch
 
+from difflab.assemble import build_process, check_config, initial_network, is_oracle, network_shape
 from difflab.compute import warn_fallback
 from difflab.config import RunConfig
 from difflab.data.prepare import prepare_data
 from difflab.errors import ConfigError, DataError, DifflabError
-from difflab.models import build_model
-from difflab.models.oracles import ORACLES
 from difflab.pipeline.single import initial_model, train_run
 from difflab.rundir import (
     FILES,
     Run,
     arch_meta,
-    build_diffusion,
-    check_names,
     check_out,
     write_loss,
     write_run_files,
@@ -31,10 +28,12 @@ from difflab.weights import save_weights
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
     """A key equal for configs that :func:`train_many` can train together; None for models that are not trained
-    (the oracles). Conservative: configs with different keys might still fit together (e.g. two toys of equal
-    size)."""
-    d, t = cfg.data, cfg.train
-    if cfg.model.name in ORACLES:
+    (the oracles) and for what the batched trainers do not run (continuous time, learned variances, and
+    parameterizations other than eps, x0, v). Conservative: configs with different keys might still fit together
+    (e.g. two toys of equal size)."""
+    d, t, p = cfg.data, cfg.train, cfg.diffusion
+    if is_oracle(cfg.model.name) or p.time != "discrete" or p.variance != "fixed" or p.parameterization not in (
+            "eps", "x0", "v"):
         return None
     data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
     model = (cfg.model.name, tuple(sorted((k, repr(v)) for k, v in cfg.model.options.items())))
@@ -72,14 +71,14 @@ def train_many(
                           "same options, T, steps, batch size, device, EMA on/off and data shape)")
     for c, o in zip(cfgs, outs, strict=True):
         check_out(o, False)
-        check_names(c)
+        check_config(c)
     datas = [prepare_data(c.data) for c in cfgs]
-    diffusions = [build_diffusion(c) for c in cfgs]
+    diffusions = [build_process(c) for c in cfgs]
     xs = [d.scaled for d in datas]
     if len({tuple(x.shape) for x in xs}) != 1:
         raise DataError(f"train_many: members' training data differ in shape ({sorted({tuple(x.shape) for x in xs})})")
-    dim, T, M = xs[0].shape[1], diffusions[0].T, len(cfgs)
-    models = [initial_model(c, dim, T) for c in cfgs]
+    dim, M = xs[0].shape[1], len(cfgs)
+    models = [initial_model(c, d, dim) for c, d in zip(cfgs, diffusions, strict=True)]
     names = [n for n, _ in models[0].named_parameters()]
     try:  # everything on the device, before the first file is written
         trainer = make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
@@ -97,13 +96,13 @@ def train_many(
     for m, (c, o, data, d) in enumerate(zip(cfgs, outs, datas, diffusions, strict=True)):
         o.mkdir(parents=True, exist_ok=True)
         write_run_files(o, c, data, d)
-        meta = {**arch_meta(c, dim, T, data.columns), "step": trainer.step_count, "seconds": share, "batched": M}
+        meta = {**arch_meta(c, dim, network_shape(c, d, dim)["T"], data.columns), "step": trainer.step_count, "seconds": share, "batched": M}
         state = states[m]
         if checkpoint:
             save_weights(o / FILES["checkpoint"], state["checkpoint"], {**meta, "planned_steps": c.train.steps})
         save_weights(o / FILES["model"], state["eval"], meta)
         write_loss(o / FILES["loss"], losses[:, m].tolist())
-        model = build_model(c.model.name, dim, T, **c.model.options)
+        model = initial_network(c, d, dim)
         model.load_state_dict(state["eval"])
         runs.append(Run(o, c, data.columns, data.scaler, d, model.eval(), data.toy, data.train, data.heldout, share,
                         table=data.table))

@@ -13,17 +13,16 @@ from typing import Any
 
 import torch
 
+from difflab.assemble import build_process, check_config, initial_network, is_oracle, network_shape
 from difflab.config import RunConfig
 from difflab.data.prepare import PreparedData, prepare_data
-from difflab.diffusion import GaussianDiffusion
+from difflab.diffusion import Process, get_parameterization
 from difflab.errors import ConfigError, DifflabError, RunDirError
-from difflab.models import MODELS, build_model
+from difflab.models import MODELS
 from difflab.rundir import (
     FILES,
     Run,
     arch_meta,
-    build_diffusion,
-    check_names,
     check_out,
     write_loss,
     write_run_files,
@@ -33,12 +32,20 @@ from difflab.training.trainer import Trainer
 from difflab.weights import load_weights, save_weights
 
 
-def initial_model(cfg: RunConfig, dim: int, T: int) -> torch.nn.Module:
+def initial_model(cfg: RunConfig, process: Process, dim: int) -> torch.nn.Module:
     """The network a run starts from: built under ``torch.manual_seed(cfg.train.seed)``, the global RNG left as
     it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        return build_model(cfg.model.name, dim, T, **cfg.model.options)
+        return initial_network(cfg, process, dim)
+
+
+def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: torch.Tensor) -> Trainer:
+    """The trainer of ``cfg`` for ``model`` on the scaled rows ``x``."""
+    d = cfg.diffusion
+    return Trainer(model, process, x, cfg.train,
+                   parameterization=get_parameterization(d.parameterization, sigma_data=d.sigma_data),
+                   learned_variance=d.variance == "learned-range")
 
 
 def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
@@ -48,8 +55,8 @@ def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig
     if saved.get("dim") != meta["dim"]:
         raise RunDirError(f"{out}: the checkpoint was trained on D={saved.get('dim')} columns, the data has "
                           f"D={meta['dim']} ({cfg.data.source})")
-    for key in ("model", "T", "options", "parameterization"):
-        if saved.get(key) != meta[key]:
+    for key in ("model", "T", "options", "parameterization", "time", "variance"):
+        if saved.get(key, meta[key] if key in ("time", "variance") else None) != meta[key]:
             raise RunDirError(f"{out}: the checkpoint's {key} is {saved.get(key)!r}, the config's {meta[key]!r}; "
                               "resume with the run's own settings")
     if saved["step"] > cfg.train.steps:
@@ -67,10 +74,8 @@ def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig
     return saved["step"]
 
 
-def _oracle_run(cfg: RunConfig, out: Path, data: PreparedData, diffusion: GaussianDiffusion) -> Run:
+def _oracle_run(cfg: RunConfig, out: Path, data: PreparedData, diffusion: Process) -> Run:
     """Write a run whose model is an exact denoiser computed from the data; loss.csv holds its one measured loss."""
-    if cfg.diffusion.parameterization != "eps":
-        raise ConfigError(f"model '{cfg.model.name}' predicts ε; use --parameterization eps")
     model = MODELS[cfg.model.name].from_data(data, diffusion)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"options": model.options})})
     out.mkdir(parents=True, exist_ok=True)
@@ -92,18 +97,18 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     """
     out = Path(out)
     check_out(out, resume)
-    check_names(cfg)
+    check_config(cfg)
     data = prepare_data(cfg.data) if data is None else data
-    diffusion = build_diffusion(cfg)
+    diffusion = build_process(cfg)
     dim = len(data.columns)
-    if hasattr(MODELS[cfg.model.name], "from_data"):  # an oracle (difflab.models.oracles): nothing to train
+    if is_oracle(cfg.model.name):  # an exact denoiser (difflab.models.oracles): nothing to train
         return _oracle_run(cfg, out, data, diffusion)
-    meta = arch_meta(cfg, dim, diffusion.T, data.columns)
+    meta = arch_meta(cfg, dim, network_shape(cfg, diffusion, dim)["T"], data.columns)
     if resume:
         tensors, saved = load_weights(out / FILES["checkpoint"])
         step = check_checkpoint(out, saved, meta, cfg)
-    model = initial_model(cfg, dim, diffusion.T)
-    trainer = Trainer(model, diffusion, data.scaled, cfg.train, parameterization=cfg.diffusion.parameterization)
+    model = initial_model(cfg, diffusion, dim)
+    trainer = make_trainer(cfg, model, diffusion, data.scaled)
     earlier = 0.0
     if resume:
         try:

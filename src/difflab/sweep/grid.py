@@ -290,10 +290,10 @@ def cell_id(values: dict[str, Any], seed: int, names: dict[str, str]) -> str:
 
 def _check_buildable(cfg: RunConfig, where: str) -> None:
     """Catch names the config accepts as free strings (schedule, model, sampler) before any cell starts."""
-    from difflab.rundir import check_names
+    from difflab.assemble import check_config
 
     try:
-        check_names(cfg)
+        check_config(cfg)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
 
