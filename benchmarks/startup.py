@@ -76,8 +76,9 @@ for _ in range(steps):
 '''
 
 
-def commands(work: Path) -> dict[str, Callable[[int], list[str]]]:
-    """Case name -> (steps -> argv), each run writing into a fresh folder under ``work``."""
+def commands(work: Path, compare: Path | None = None) -> dict[str, Callable[[int], list[str]]]:
+    """Case name -> (steps -> argv), each run writing into a fresh folder under ``work``; ``compare``: also the
+    difflab package under that ``src`` folder (another checkout, e.g. an earlier commit)."""
     script = work / "tutorial.py"
     script.write_text(TUTORIAL)
     counter = iter(range(10**9))
@@ -89,7 +90,14 @@ def commands(work: Path) -> dict[str, Callable[[int], list[str]]]:
     def tutorial(steps: int) -> list[str]:
         return [sys.executable, str(script), str(steps)]
 
-    return {"difflab train --preset seed": difflab, "tutorial script": tutorial}
+    cases = {"difflab train --preset seed": difflab, "tutorial script": tutorial}
+    if compare is not None:
+        def other(steps: int) -> list[str]:
+            code = f"import sys; sys.path.insert(0, {str(compare)!r}); from difflab.cli import main; main()"
+            return [sys.executable, "-c", code, *difflab(steps)[3:]]
+
+        cases[f"difflab train --preset seed ({compare})"] = other
+    return cases
 
 
 def timed(argv: list[str]) -> tuple[float, float]:
@@ -130,12 +138,13 @@ def main() -> None:
     ap.add_argument("--steps", default="1,201", help="the two step counts N1,N2")
     ap.add_argument("--explain", action="store_true", help="also list the slowest imports")
     ap.add_argument("--json", type=Path, help="write the results here too")
+    ap.add_argument("--compare", type=Path, help="also time the difflab under this src folder (another checkout)")
     args = ap.parse_args()
     n1, n2 = (int(s) for s in args.steps.split(","))
     print(header("Start-up overhead of the training command (startup.py)", "cpu"))
     with tempfile.TemporaryDirectory(prefix="difflab-startup-") as tmp:
         work = Path(tmp)
-        cases = commands(work)
+        cases = commands(work, args.compare.resolve() if args.compare else None)
         runs = [(name, n) for name in cases for n in (n1, n2)]
         times: dict[tuple[str, int], list[tuple[float, float]]] = {r: [] for r in runs}
         env_note = f"{os.cpu_count()} cores"
