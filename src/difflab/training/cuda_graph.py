@@ -48,6 +48,9 @@ class GraphableTrainer(Protocol):
 class _OnCuda:
     """Warm-up on a side stream, then capture into a CUDA graph that replays with one call."""
 
+    def __init__(self) -> None:
+        self.stream = torch.cuda.current_stream()
+
     @staticmethod
     def warm_up(fn: Callable[[], Any], n: int) -> None:
         side = torch.cuda.Stream()
@@ -67,10 +70,11 @@ class _OnCuda:
             fn()
         return graph
 
-    @staticmethod
-    def settle() -> None:
-        """Wait for work left on any stream by a failed warm-up, before the state is put back."""
+    def settle(self) -> None:
+        """After a failure: wait for the work left on any stream, and make the stream current before the attempt
+        current again (a capture that fails as it ends leaves its own stream current)."""
         torch.cuda.synchronize()
+        torch.cuda.set_stream(self.stream)
 
 
 class _Eager:
@@ -110,7 +114,7 @@ class CapturedStep:
         warmup: int = 3,
         capture: bool = True,
     ) -> None:
-        runtime = _OnCuda if capture else _Eager
+        runtime = _OnCuda() if capture else _Eager()
         state = save()
         try:
             runtime.warm_up(fn, warmup)
