@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from difflab.compute import resolve_device
@@ -22,7 +23,8 @@ from difflab.diffusion import (
     get_parameterization,
     make_schedule,
 )
-from difflab.errors import ConfigError
+from difflab.diffusion.schedules import MAX_BETA
+from difflab.errors import ConfigError, UnworkableConfig
 from difflab.models import MODELS, build_model
 from difflab.sampling import GRIDS, SAMPLERS, check_options
 
@@ -67,6 +69,19 @@ def denoiser(cfg: RunConfig, model: nn.Module, process: Process) -> Denoiser:
                     sigma_data=d.sigma_data)
 
 
+def check_schedule(d: GaussianDiffusion) -> None:
+    """Refuse a discrete schedule that clips β_t to MAX_BETA on two or more steps (Ho et al.'s linear schedule
+    rescaled to T ≤ 20 asks for β up to 0.02·1000/T ≥ 1): each such step keeps √(1 − β) ≈ 3 % of the signal, so
+    x_0 is all but erased several times over, and the reverse steps there divide the model's error by √α ≈ 0.03.
+    One clipped step (the cosine schedule's last, or zero terminal SNR's β_T = 1) is how those schedules end."""
+    betas = d.schedule.betas[1:]
+    clipped = int(np.sum(betas >= MAX_BETA - 1e-12))
+    if clipped >= 2:
+        raise UnworkableConfig(f"schedule '{d.schedule.name}' with T={d.T} clips β_t to {MAX_BETA} on {clipped} of {d.T} "
+                          "steps: each keeps √(1−β) ≈ 3 % of the signal, so x_0 is erased several times over and "
+                          "no model can undo it; use a larger T (the linear schedule needs T ≥ 20) or another schedule")
+
+
 def check_config(cfg: RunConfig) -> None:
     """Every name and combination, without loading data: a one-line ConfigError that says why, or nothing."""
     d, m, s = cfg.diffusion, cfg.model, cfg.sample
@@ -76,18 +91,20 @@ def check_config(cfg: RunConfig) -> None:
     param = get_parameterization(d.parameterization, sigma_data=d.sigma_data)
     if not process.discrete:
         if m.name == "seed":
-            raise ConfigError("the tutorial's network ('seed') codes time as one-hot over T steps; continuous time "
+            raise UnworkableConfig("the tutorial's network ('seed') codes time as one-hot over T steps; continuous time "
                               "needs a network of the noise level: use --model mlp")
         if param.discrete_only:
-            raise ConfigError(f"parameterization '{param.name}' is defined per step t → t−1: it needs time = "
+            raise UnworkableConfig(f"parameterization '{param.name}' is defined per step t → t−1: it needs time = "
                               "'discrete'")
         if d.variance == "learned-range":
-            raise ConfigError("learned variances interpolate between the β and β̃ of one step: they need time = "
+            raise UnworkableConfig("learned variances interpolate between the β and β̃ of one step: they need time = "
                               "'discrete'")
+    if process.discrete:
+        check_schedule(process)
     if is_oracle(m.name) and (d.parameterization != "eps" or d.variance != "fixed"):
-        raise ConfigError(f"model '{m.name}' is an exact denoiser: it needs --parameterization eps and fixed variances")
+        raise UnworkableConfig(f"model '{m.name}' is an exact denoiser: it needs --parameterization eps and fixed variances")
     if d.zero_terminal_snr and d.parameterization in NEEDS_SIGNAL:
-        raise ConfigError(f"zero terminal SNR makes ᾱ_T = 0, where '{d.parameterization}'-prediction cannot give x_0 "
+        raise UnworkableConfig(f"zero terminal SNR makes ᾱ_T = 0, where '{d.parameterization}'-prediction cannot give x_0 "
                           "(x_T holds nothing of it; x̂_0 = (x_T − σ ε̂)/0): use --parameterization v, x0 or edm "
                           "(Lin et al. 2023, §3.2)")
     if s.sampler not in SAMPLERS:
@@ -96,8 +113,8 @@ def check_config(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown time grid '{s.grid}'; choose one of: {', '.join(GRIDS)}")
     check_options(s.sampler, s.options)
     if s.sampler == "ode" and process.alpha_bar(process.t_max) == 0.0:
-        raise ConfigError("sampler 'ode' starts the probability-flow ODE at σ = ∞ where ᾱ_T = 0 (zero terminal SNR); "
+        raise UnworkableConfig("sampler 'ode' starts the probability-flow ODE at σ = ∞ where ᾱ_T = 0 (zero terminal SNR); "
                           "use heun, dpm++ or ddim")
     if s.variance == "learned" and d.variance != "learned-range":
-        raise ConfigError("reverse variance 'learned' needs a model trained with variance = 'learned-range'")
+        raise UnworkableConfig("reverse variance 'learned' needs a model trained with variance = 'learned-range'")
     resolve_device(cfg.train.device)

@@ -19,6 +19,11 @@ class ConfigError(DifflabError):
     """An unknown name or an invalid value in a config or on the command line."""
 
 
+class UnworkableConfig(ConfigError):
+    """Valid names and values that cannot work together (e.g. ε-prediction with zero terminal SNR); the message
+    says why. A sweep records such a cell as refused instead of stopping."""
+
+
 class RunDirError(DifflabError):
     """A run directory that is missing, incomplete or corrupt."""
 

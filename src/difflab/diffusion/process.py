@@ -80,7 +80,8 @@ class Process:
             a, s = torch.exp(0.5 * la), torch.sqrt(-torch.expm1(la))
         else:
             la = self.log_alpha_bar(t)
-            a, s = torch.tensor(math.exp(0.5 * la)), torch.tensor(math.sqrt(-math.expm1(la)))
+            f64 = torch.float64
+            a, s = torch.tensor(math.exp(0.5 * la), dtype=f64), torch.tensor(math.sqrt(-math.expm1(la)), dtype=f64)
         return a.to(like.dtype), s.to(like.dtype)
 
     # --- forward process ---------------------------------------------------------------------------------------
@@ -286,7 +287,7 @@ class ContinuousDiffusion(Process):
         return -self.log_snr(t) / 8.0
 
     def t_of_log_snr(self, lam: float) -> float:
-        """λ decreases in t: the bracket from a table of λ at 4097 times, then regula falsi inside it."""
+        """λ decreases in t: the bracket from a table of λ at 4097 times, then bisection inside it."""
         if self._lam_table is None:
             grid = torch.linspace(float(self.t_min), 1.0, 4097, dtype=torch.float64)
             la = self._log_ab(grid)
@@ -297,16 +298,13 @@ class ContinuousDiffusion(Process):
         if lam <= lams[-1]:
             return 1.0
         k = int(np.searchsorted(-lams, -lam))  # lams[k-1] > lam >= lams[k]
-        (t0, l0), (t1, l1) = (float(ts[k - 1]), float(lams[k - 1])), (float(ts[k]), float(lams[k]))
-        for _ in range(3):  # regula falsi inside a 2⁻¹² bracket of a smooth λ(t): ~1e-12 after three steps
-            t = t0 + (lam - l0) * (t1 - t0) / (l1 - l0)
-            if not t0 < t < t1:
-                break
-            lt = self.log_snr(t)
-            if lt == lam:
-                return t
-            (t0, l0), (t1, l1) = ((t, lt), (t1, l1)) if lt > lam else ((t0, l0), (t, lt))
-        return t0 + (lam - l0) * (t1 - t0) / (l1 - l0)
+        lo, hi = float(ts[k - 1]), float(ts[k])
+        # bisection: λ(t) may have a kink (a log-SNR floor) or end at −∞ (zero terminal SNR) inside the bracket,
+        # where interpolation would stall; the bracket is 2⁻¹² wide, so 42 halvings reach ~1e-16
+        for _ in range(42):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.log_snr(mid) > lam else (lo, mid)
+        return 0.5 * (lo + hi)
 
     def to_dict(self) -> dict[str, object]:
         return {"time": "continuous", "name": self.name, "T": self.T, "options": self.options,

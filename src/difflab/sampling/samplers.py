@@ -68,8 +68,9 @@ def sample_ddpm(
             if v == "small":  # the tutorial's arithmetic, kept as it is
                 x = x + math.sqrt(var) * noise_like(x, generator)
             else:
-                x = x + torch.exp(0.5 * torch.as_tensor(reverse_log_variance(pred, beta_ts, var, v))) * noise_like(
-                    x, generator)
+                log_var = reverse_log_variance(pred, beta_ts, var, v)
+                scale = math.exp(0.5 * log_var) if isinstance(log_var, float) else torch.exp(0.5 * log_var)
+                x = x + scale * noise_like(x, generator)
         if callback is not None:
             callback(i, s, x)
     return x

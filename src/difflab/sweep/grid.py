@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from difflab.config import RunConfig, resolve_config
-from difflab.errors import ConfigError
+from difflab.errors import ConfigError, UnworkableConfig
 
 SECTIONS = ("data", "diffusion", "model", "train", "sample")
 TOP_LEVEL = {"preset", "seeds", "seed_keys", "grid", "evaluate", "report", *SECTIONS}
@@ -62,6 +62,7 @@ class Cell:
     values: dict[str, Any]
     seed: int
     config: RunConfig
+    refused: str | None = None  # why the config cannot work (difflab.assemble.check_config); such a cell never runs
 
 
 @dataclass
@@ -288,14 +289,18 @@ def cell_id(values: dict[str, Any], seed: int, names: dict[str, str]) -> str:
     return ",".join([*parts, f"seed={seed}"])
 
 
-def _check_buildable(cfg: RunConfig, where: str) -> None:
-    """Catch names the config accepts as free strings (schedule, model, sampler) before any cell starts."""
+def _refusal(cfg: RunConfig, where: str) -> str | None:
+    """Why a cell's config cannot work (a combination :func:`difflab.assemble.check_config` refuses), or None:
+    such a cell is recorded as refused with the reason and never runs. An unknown name stops the whole grid."""
     from difflab.assemble import check_config
 
     try:
         check_config(cfg)
+    except UnworkableConfig as e:
+        return str(e)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    return None
 
 
 def expand(spec: GridSpec) -> list[Cell]:
@@ -320,14 +325,16 @@ def expand(spec: GridSpec) -> list[Cell]:
                     cfg = resolve_config(preset, overrides=_deep_merge(spec.base, nested))
                 except ConfigError as e:
                     raise ConfigError(f"{spec.source}: cell {cid}: {str(e).removeprefix('config: ')}") from None
-                _check_buildable(cfg, f"{spec.source}: cell {cid}")
+                refused = _refusal(cfg, f"{spec.source}: cell {cid}")
                 fingerprint = cfg.model_dump_json()
                 if fingerprint in seen:
                     continue
                 seen.add(fingerprint)
-                cells.append(Cell(cid, values, seed, cfg))
+                cells.append(Cell(cid, values, seed, cfg, refused))
     if not cells:
         raise ConfigError(f"{spec.source}: the grid has no cells (an axis is an empty list)")
+    if all(c.refused for c in cells):  # nothing would run: most likely a typo, not a grid of impossible cells
+        raise ConfigError(f"{spec.source}: cell {cells[0].id}: {cells[0].refused}")
     ids = [c.id for c in cells]
     dup = next((i for i in ids if ids.count(i) > 1), None)
     if dup is not None:

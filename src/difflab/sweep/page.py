@@ -237,6 +237,11 @@ def write_page(out: str | Path, page: str | Path) -> Path:
     failed = df[df["status"].str.startswith("failed")]
     if len(failed):
         text += ["Failed cells:", ""] + [f"- `{r['cell']}`: {r['status']}" for _, r in failed.iterrows()] + [""]
+    refused = df[df["status"].str.startswith("refused")].drop_duplicates("status")
+    if len(refused):
+        text += ["Refused before training (the configuration cannot work; one line per reason):", ""]
+        text += [f"- `{r['cell']}` and the cells like it: {r['status'].removeprefix('refused: ')}"
+                 for _, r in refused.iterrows()] + [""]
     with atomic_open(page, "w", encoding="utf-8") as f:
         f.write("\n".join(text))
     return page

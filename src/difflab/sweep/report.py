@@ -44,12 +44,15 @@ def load_results(out: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     for cell in plan["cells"]:
         path = out / "cells" / cell["id"]
         row: dict[str, Any] = {k: _cell(v) for k, v in cell["values"].items()}
-        row.update(seed=cell["seed"], cell=cell["id"], status="pending")
+        row.update(seed=cell["seed"], cell=cell["id"], status=f"refused: {cell['refused']}" if cell.get("refused")
+                   else "pending")
         for m in metrics:
             row.update({f"{m}_value": math.nan, f"{m}_floor": math.nan, f"{m}_ratio": math.nan})
         row.update(elbo=math.nan, elbo_stderr=math.nan, train_seconds=math.nan, sample_seconds=math.nan,
                    eval_seconds=math.nan, batched=math.nan)
-        if (path / "result.json").exists():
+        if cell.get("refused"):
+            pass
+        elif (path / "result.json").exists():
             rec = read_json(path / "result.json")
             row["status"] = rec["status"]
             for m in metrics:
@@ -138,7 +141,7 @@ def summary_table(plan: dict[str, Any], df: pd.DataFrame) -> str:
 
 def status_counts(df: pd.DataFrame) -> str:
     kinds = df["status"].str.split(":").str[0]
-    return ", ".join(f"{int((kinds == k).sum())} {k}" for k in ("ok", "diverged", "failed", "pending"))
+    return ", ".join(f"{int((kinds == k).sum())} {k}" for k in ("ok", "diverged", "failed", "refused", "pending"))
 
 
 def _intro(plan: dict[str, Any], df: pd.DataFrame, code: str = "`") -> list[str]:

@@ -44,10 +44,11 @@ class SweepSummary:
     ok: int = 0
     diverged: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
         return (f"sweep: {self.total} cells: {self.skipped} done before, {self.ok} ok, {self.diverged} diverged, "
-                f"{len(self.failed)} failed -> {self.out / 'results.md'}")
+                f"{len(self.failed)} failed, {len(self.refused)} refused -> {self.out / 'results.md'}")
 
 
 # --- planning, in the parent ---------------------------------------------------------------------------------------
@@ -70,6 +71,8 @@ def plan_jobs(cells: list[Cell], out: Path, evaluate: dict[str, Any]) -> tuple[l
     """
     jobs, done = [], 0
     for cell in cells:
+        if cell.refused:
+            continue
         path = out / "cells" / cell.id
         config = cell.config.model_dump(mode="json")
         train = True
@@ -125,8 +128,8 @@ def _progress(outcome: dict[str, Any], i: int, total: int, metrics: list[str]) -
 def _write_plan(out: Path, spec: GridSpec, cells: list[Cell]) -> None:
     write_json(out / SWEEP, {
         "spec": spec.to_dict(), "keys": spec.keys,
-        "cells": [{"id": c.id, "values": {k: get_dotted(c.config, k) for k in spec.keys}, "seed": c.seed}
-                  for c in cells],
+        "cells": [{"id": c.id, "values": {k: get_dotted(c.config, k) for k in spec.keys}, "seed": c.seed,
+                   **({"refused": c.refused} if c.refused else {})} for c in cells],
     })
 
 
@@ -162,7 +165,9 @@ def run_sweep(
     jobs, done = plan_jobs(cells, out, evaluate)
     engine = open_backend(backend, BackendOptions(workers=workers, address=address, cpus_per_task=cpus_per_task,
                                                   gpus_per_task=gpus_per_task))
-    summary = SweepSummary(out, len(cells), skipped=done)
+    summary = SweepSummary(out, len(cells), skipped=done, refused={c.id: c.refused for c in cells if c.refused})
+    for cid, why in summary.refused.items():
+        echo_err(f"refused: {cid}: {why}")
     finished = 0
 
     def record(outcome: Outcome) -> None:
