@@ -58,9 +58,11 @@ def network_shape(cfg: RunConfig, process: Process, dim: int) -> dict[str, Any]:
     return {"T": T, "out_dim": out_dim}
 
 
-def initial_network(cfg: RunConfig, process: Process, dim: int) -> nn.Module:
+def initial_network(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0) -> nn.Module:
+    """The untrained network for D = ``dim`` generated features; ``n_classes`` K > 0: conditional on K classes."""
     shape = network_shape(cfg, process, dim)
-    return build_model(cfg.model.name, dim, shape["T"], out_dim=shape["out_dim"], **cfg.model.options)
+    classes = {"n_classes": n_classes} if n_classes else {}
+    return build_model(cfg.model.name, dim, shape["T"], out_dim=shape["out_dim"], **cfg.model.options, **classes)
 
 
 def denoiser(cfg: RunConfig, model: nn.Module, process: Process) -> Denoiser:
@@ -99,6 +101,13 @@ def check_config(cfg: RunConfig) -> None:
         if d.variance == "learned-range":
             raise UnworkableConfig("learned variances interpolate between the β and β̃ of one step: they need time = "
                               "'discrete'")
+    if cfg.data.condition is not None and (m.name == "seed" or is_oracle(m.name)):
+        what = "the tutorial's network ('seed')" if m.name == "seed" else f"the exact denoiser '{m.name}'"
+        raise UnworkableConfig(f"--condition {cfg.data.condition}: {what} takes no class label; a conditional run needs "
+                          "--model mlp")
+    if s.guidance and cfg.data.condition is None:
+        raise UnworkableConfig(f"guidance {s.guidance:g}: classifier-free guidance needs a conditional run (train with "
+                          "--condition COLUMN)")
     if process.discrete:
         check_schedule(process)
     if is_oracle(m.name) and (d.parameterization != "eps" or d.variance != "fixed"):

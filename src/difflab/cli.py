@@ -35,12 +35,14 @@ PLUGINS = {
     "sweep": ("difflab.sweep.cli", "Train and evaluate every cell of a grid of options × seeds, in parallel."),
     "report": ("difflab.report.cli", "Write one self-contained interactive HTML page of a run: process and field "
                "under t sliders, samples, metrics with noise floors."),
+    "distill": ("difflab.distill.cli", "Distil a trained run into a student that samples in 1-8 network calls "
+                "(progressive or consistency distillation)."),
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
 SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm"
 MODEL_NAMES = "seed | mlp"
-SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode"
+SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode | consistency"
 GRID_NAMES = "trailing | linspace | logsnr | karras"
 PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
@@ -138,7 +140,8 @@ Opt = typer.Option
 TRAIN_LABELS = {
     "data.source": "--data", "data.columns": "--columns", "data.n": "--n", "data.scaler": "--scaler",
     "data.categorical": "--categorical", "data.integer": "--integer", "data.continuous": "--continuous",
-    "data.missing": "--missing", "data.encoding": "--encoding",
+    "data.missing": "--missing", "data.encoding": "--encoding", "data.condition": "--condition",
+    "train.label_dropout": "--label-dropout",
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
     "diffusion.time": "--time", "diffusion.variance": "--variance", "diffusion.zero_terminal_snr": "--zero-terminal-snr",
     "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
@@ -185,6 +188,12 @@ def train(
     missing: Annotated[str | None, Opt(help="Missing values in a table: error (default) | category (their own "
                                        "level; numbers get a missing flag).")] = None,
     encoding: Annotated[str | None, Opt(help="Categorical columns as features: onehot | bits (analog bits).")] = None,
+    condition: Annotated[str | None, Opt(help="A table column to condition on (categorical, or few whole numbers): "
+                                         "the network's class label, not generated; sample its classes with "
+                                         "--where and --guidance.")] = None,
+    label_dropout: Annotated[float | None, Opt(help="With --condition: share of training rows shown without their "
+                                               "label (p_uncond, default 0.1), for classifier-free guidance."
+                                               )] = None,
     schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES} (continuous time: linear, cosine, "
                                         "sigmoid, edm).")] = None,
     T: Annotated[int | None, Opt("--T", help="Number of diffusion steps (continuous time: default sampling steps)."
@@ -218,11 +227,13 @@ def train(
     overrides: dict[str, Any] = {
         "data": {"source": data, "columns": _columns(columns), "n": n, "scaler": scaler,
                  "categorical": _columns(categorical, "--categorical"), "integer": _columns(integer, "--integer"),
-                 "continuous": _columns(continuous, "--continuous"), "missing": missing, "encoding": encoding},
+                 "continuous": _columns(continuous, "--continuous"), "missing": missing, "encoding": encoding,
+                 "condition": condition},
         "diffusion": {"schedule": schedule, "T": T, "parameterization": parameterization, "time": time,
                       "variance": variance, "zero_terminal_snr": zero_terminal_snr},
         "model": {"name": model},
-        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device},
+        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device,
+                  "label_dropout": label_dropout},
     }
     saved = out / "config.json"  # difflab.rundir.FILES["config"]; that module is too heavy to import this early
     if resume and config is None and preset is None and saved.is_file():
@@ -234,6 +245,8 @@ def train(
 
     run = train_run(cfg, out, resume=resume, progress=not quiet)
     width = f"{len(run.table.columns)} columns as D={run.dim} features" if run.table is not None else f"D={run.dim}"
+    if run.condition is not None:
+        width += f", conditioned on {run.condition.column!r}: {run.condition.n_classes} classes"
     typer.echo(f"trained {cfg.model.name} on {cfg.data.source} ({run.train.shape[0]} rows, {width}) "
                f"to step {cfg.train.steps} in {run.seconds:.1f} s -> {out}")
 
@@ -254,6 +267,11 @@ def sample(
                                      "(dynamic thresholding).")] = None,
     option: Annotated[list[str] | None, Opt("--option", help="A sampler option KEY=VALUE, repeatable (e.g. "
                                             "s_churn=20 for heun-sde, rtol=1e-4 for ode).")] = None,
+    where: Annotated[str | None, Opt(help="COLUMN=VALUE: rows of that class, for a run trained with --condition "
+                                     "COLUMN (default: classes drawn from the training rows' frequencies).")] = None,
+    guidance: Annotated[float | None, Opt(help="Classifier-free guidance weight w ≥ 0 for a conditional run: "
+                                          "(1 + w)·conditional − w·unconditional (default 0: the conditional model)."
+                                          )] = None,
     seed: Annotated[int, Opt(help="Seed of x_T and of the sampler's noise.")] = 0,
     trajectory: Annotated[Path | None, Opt(help="Also write the reverse trajectory, shape (K+1, n, D), in data "
                                            "units, to this .npy file.")] = None,
@@ -270,8 +288,18 @@ def sample(
 
     path = sample_to_file(run_dir, out, n=n, sampler=sampler, steps=steps, grid=grid, eta=eta, seed=seed,
                           trajectory=trajectory, chunk_size=chunk_size, device=device, variance=variance, guard=guard,
-                          options=_options(option))
+                          options=_options(option), where=_where(where), guidance=guidance)
     typer.echo(f"wrote {n} samples to {path}" + (f" and their trajectory to {trajectory}" if trajectory else ""))
+
+
+def _where(text: str | None) -> dict[str, str] | None:
+    """--where COLUMN=VALUE as {column: value} (the value is matched against the class labels as text)."""
+    if text is None:
+        return None
+    column, sep, value = text.partition("=")
+    if not sep or not column.strip():
+        raise DifflabError(f"--where {text!r}: expected COLUMN=VALUE, e.g. target=1")
+    return {column.strip(): value.strip()}
 
 
 def _options(items: list[str] | None) -> dict[str, float | str] | None:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from difflab.errors import ConfigError
 
+DEFAULT_LABEL_DROPOUT = 0.1  # p_uncond of a conditional run (Ho & Salimans 2022 found 0.1-0.2 best)
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -36,6 +38,8 @@ class DataConfig(_Section):
     continuous: list[str] | None = Field(None, description="numeric columns to keep as plain numbers")
     missing: Literal["error", "category"] = Field("error", description="missing values: an error, or a level")
     encoding: Literal["onehot", "bits"] = Field("onehot", description="categorical columns as features")
+    condition: str | None = Field(None, description="a table column to condition on: the network's class label, "
+                                  "not generated (classifier-free guidance, Ho & Salimans 2022)")
 
 
 class DiffusionConfig(_Section):
@@ -79,6 +83,9 @@ class TrainConfig(_Section):
     vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
     vlb_sampling: Literal["uniform", "importance"] = Field(
         "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")
+    label_dropout: float | None = Field(
+        None, ge=0, lt=1, description="conditional runs: share of rows trained with no label (p_uncond; None: "
+        f"{DEFAULT_LABEL_DROPOUT}, Ho & Salimans 2022)")
 
     @field_validator("adam_betas")
     @classmethod
@@ -99,6 +106,8 @@ class SampleConfig(_Section):
         "none", description="x̂_0 clipped to the data's box, or dynamically thresholded (Saharia et al. 2022)")
     guard_margin: float = Field(0.1, ge=0, description="the box: the training data's range widened by this share")
     options: dict[str, float | str] = Field(default_factory=dict, description="sampler options, e.g. {s_churn = 20}")
+    guidance: float | None = Field(None, ge=0, description="conditional runs: classifier-free guidance weight w "
+                                   "(None: 0, the plain conditional model)")
 
 
 class RunConfig(_Section):

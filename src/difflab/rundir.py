@@ -7,6 +7,8 @@ Layout of a run directory::
                             table with other than plain-number columns its spec ("table": kinds, levels, encoding)
     schedule.json           the process: β_0..β_T (discrete), or a continuous schedule's name and options
     train.npy, heldout.npy  the training rows and held-out truth (file data), as features in data units
+    condition.json          a conditional run's condition column: vocabulary (levels in code order), training rows
+                            and share per class, where its features sit (difflab.data.condition)
     model.safetensors       the weights to sample with (EMA when on), metadata: architecture
     checkpoint.safetensors  weights, optimizer, RNG and loss log for --resume
     loss.csv                step, loss
@@ -30,6 +32,7 @@ from torch import nn
 from difflab.assemble import denoiser, network_shape
 from difflab.config import RunConfig, load_saved_config
 from difflab.data import Scaler, ToyDataset, get_dataset, scaler_from_dict
+from difflab.data.condition import Condition
 from difflab.data.prepare import PreparedData
 from difflab.data.table import TableSpec
 from difflab.diffusion import Denoiser, Process, process_from_dict
@@ -45,16 +48,19 @@ FILES = {
     "schedule": "schedule.json",
     "train": "train.npy",
     "heldout": "heldout.npy",
+    "condition": "condition.json",
     "model": "model.safetensors",
     "checkpoint": "checkpoint.safetensors",
     "loss": "loss.csv",
 }
 
 
-def arch_meta(cfg: RunConfig, dim: int, T: int, columns: list[str]) -> dict[str, Any]:
-    """What a weights file was made for: the network (name, options, width), the process's T and time, and how its
-    output is read (parameterization, variance)."""
+def arch_meta(cfg: RunConfig, dim: int, T: int, columns: list[str], *, classes: int = 0) -> dict[str, Any]:
+    """What a weights file was made for: the network (name, options, width ``dim`` of what it generates, and its
+    ``classes`` when conditional), the process's T and time, and how its output is read (parameterization,
+    variance)."""
     return {
+        **({"classes": classes} if classes else {}),
         "model": cfg.model.name,
         "dim": dim,
         "T": T,
@@ -81,12 +87,29 @@ class Run:
     heldout: np.ndarray | None
     seconds: float = math.nan
     table: TableSpec | None = None  # a table's columns, when its features are not simply its columns
+    condition: Condition | None = None  # a conditional run's class-label column (its features are not generated)
 
     @property
     def dim(self) -> int:
         return len(self.columns)
 
+    @property
+    def model_dim(self) -> int:
+        """The features the network generates: all but a condition column's."""
+        return self.dim - (self.condition.stop - self.condition.start if self.condition else 0)
+
     def denoiser(self) -> Denoiser:
+        """The network's denoiser over whole feature rows; a conditional run has none (its network generates the
+        other features given the class): use :meth:`network_denoiser`."""
+        if self.condition is not None:
+            raise ConfigError(f"{self.path} is conditioned on {self.condition.column!r}: its network generates the "
+                              "other columns given the class, and the ELBO and likelihood of whole rows are not built "
+                              "for it")
+        return self.network_denoiser()
+
+    def network_denoiser(self) -> Denoiser:
+        """The denoiser of the features the network generates (for a conditional run: no label unless asked,
+        :meth:`~difflab.diffusion.denoiser.Denoiser.given`)."""
         return denoiser(self.config, self.model, self.diffusion)
 
 
@@ -108,6 +131,10 @@ def save_data(out: Path, cfg: RunConfig, data: PreparedData) -> None:
         save_npy(out / FILES["heldout"], data.heldout)
     else:  # a resumed run may have switched from a file to a toy
         (out / FILES["heldout"]).unlink(missing_ok=True)
+    if data.condition is not None:
+        write_json(out / FILES["condition"], data.condition.to_dict())
+    else:
+        (out / FILES["condition"]).unlink(missing_ok=True)
 
 
 def save_npy(path: Path, x: np.ndarray) -> None:
@@ -173,15 +200,18 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
                           f"{scaler.n_features}" + (f" and a table of {len(table.features)} features" if table else ""))
     if process.T < 1 or (process.discrete and not np.all(np.isfinite(process.schedule.betas))):
         raise RunDirError(f"{path / FILES['schedule']}: corrupt: not a schedule of finite β_0..β_T")
+    condition = _read_condition(path, cfg, columns)
+    dim = len(columns) - (condition.stop - condition.start if condition else 0)
     tensors, meta = load_weights(path / FILES["model"])
     meta = meta if isinstance(meta, dict) else {}
-    shape = network_shape(cfg, process, len(columns))
+    shape = network_shape(cfg, process, dim)
     if meta.get("T", shape["T"]) != shape["T"] or meta.get("columns", columns) != columns:
         raise RunDirError(f"{path / FILES['model']}: saved for T={meta.get('T')} and columns {meta.get('columns')}, "
                           f"but the run has T={shape['T']} and columns {columns}; it belongs to another run")
     try:
-        model = build_model(meta.get("model", cfg.model.name), len(columns), shape["T"], out_dim=shape["out_dim"],
-                            **meta.get("options", {}))
+        classes = {"n_classes": condition.n_classes} if condition else {}
+        model = build_model(meta.get("model", cfg.model.name), dim, shape["T"], out_dim=shape["out_dim"],
+                            **meta.get("options", {}), **classes)
         model.load_state_dict(tensors)
     except (RuntimeError, ConfigError, TypeError) as e:
         raise RunDirError(f"{path}: weights do not fit the model ({str(e).splitlines()[0][:100]})") from None
@@ -189,7 +219,22 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     train = _load_npy(path / FILES["train"], len(columns))
     heldout = _load_npy(path / FILES["heldout"], len(columns)) if (path / FILES["heldout"]).exists() else None
     return Run(path, cfg, columns, scaler, process, model, toy, train, heldout,
-               float(meta.get("seconds", math.nan)), table)
+               float(meta.get("seconds", math.nan)), table, condition)
+
+
+def _read_condition(path: Path, cfg: RunConfig, columns: list[str]) -> Condition | None:
+    """A conditional run's condition.json, checked against its config and features; None for other runs."""
+    if cfg.data.condition is None:
+        return None
+    file = path / FILES["condition"]
+    if not file.exists():
+        raise RunDirError(f"{path}: missing {FILES['condition']}; the run was trained with --condition "
+                          f"{cfg.data.condition}")
+    condition = _read_meta(file, Condition.from_dict)
+    if condition.column != cfg.data.condition or condition.stop > len(columns):
+        raise RunDirError(f"{file}: corrupt: condition {condition.column!r} on features {condition.start}:"
+                          f"{condition.stop} does not fit the run ({cfg.data.condition!r}, {len(columns)} features)")
+    return condition
 
 
 def _read_meta(path: Path, parse: Callable[[Any], Any]) -> Any:

@@ -1,4 +1,8 @@
-"""Sampling a run directory into a file, in the data's own units; a table run's samples decoded to its rows."""
+"""Sampling a run directory into a file, in the data's own units; a table run's samples decoded to its rows.
+
+A conditional run (:mod:`difflab.conditional`) samples rows of one class (``where={column: value}``) or of classes
+drawn from the training frequencies, with classifier-free guidance weight ``guidance``; its samples are whole rows.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import contextlib
 import dataclasses
 import itertools
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ import pandas as pd
 import torch
 
 from difflab.compute import cpu_threads, default_threads
+from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
 from difflab.data.table_files import TABLE_FORMATS, check_table_format, write_table
 from difflab.diffusion import DenoiseFn
@@ -21,18 +27,43 @@ from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
 from difflab.rundir import Run, load_run
 from difflab.sampling import SAMPLERS, check_options, make_grid
-from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate, generate_chunks
+from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate_chunks
+from difflab.sampling.budgets import budget_choice
 from difflab.sampling.device import model_device, model_on, on_device
 from difflab.sampling.guards import GUARDS, data_box
 from difflab.sampling.output import check_output_path, write_array, write_chunks
 
 # The command-line option behind each sampling setting, to name it in error messages.
-OPTION_LABELS = {f"sample.{k}": f"--{k}" for k in ("sampler", "steps", "grid", "eta", "variance", "guard")}
+OPTION_LABELS = {f"sample.{k}": f"--{k}" for k in ("sampler", "steps", "grid", "eta", "variance", "guard", "guidance")}
 OPTION_LABELS["sample.options"] = "--option"
 
 
+def with_budget(run: Run, over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` with the few-step default when it gives ``steps`` alone (no sampler, no grid) and the run's config
+    names no steps or sampler options of its own: ``--steps K`` is then K network calls, sampled with the pair
+    measured best for that budget that makes a grid on the run's process (:func:`difflab.sampling.budgets.
+    budget_choice`)."""
+    own, steps = run.config.sample, over.get("steps")
+    if (steps is None or steps < 1 or over.get("sampler") is not None or over.get("grid") is not None
+            or own.steps is not None or own.options):
+        return over
+    sampler, grid, jumps = budget_choice(int(steps), lambda s, g, k: grid_fits(run, k, g))
+    return {**over, "sampler": sampler, "grid": grid, "steps": jumps}
+
+
+def grid_fits(run: Run, steps: int, grid: str) -> bool:
+    """Whether the run's process has a ``grid`` of ``steps`` distinct times."""
+    try:
+        make_grid(run.diffusion, steps, grid)
+    except ConfigError:
+        return False
+    return True
+
+
 def sample_settings(run: Run, **over: Any) -> SampleConfig:
-    """The run's saved sampling settings with any non-None ``over`` on top, validated against the run."""
+    """The run's saved sampling settings with any non-None ``over`` on top, validated against the run; ``steps``
+    alone is a budget of network calls (:func:`with_budget`)."""
+    over = with_budget(run, over)
     s = merge_config(run.config, {"sample": over}, labels=OPTION_LABELS).sample
     if s.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
@@ -45,6 +76,7 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
         raise ConfigError(f"--variance learned: {run.path} was trained with fixed variances")
     if over.get("eta") is not None and s.sampler != "ddim":
         warnings.warn(f"--eta applies to the ddim sampler only; ignored for {s.sampler}", stacklevel=2)
+    check_guidance(run, s.guidance)
     return s
 
 
@@ -57,16 +89,32 @@ def sampling_kwargs(run: Run, **over: Any) -> dict[str, Any]:
     return {"sampler": s.sampler, "steps": s.steps, "grid": s.grid, "options": {**options, **s.options}}
 
 
-def run_denoiser(run: Run, **over: Any) -> DenoiseFn:
+def run_denoiser(run: Run, label: int | None = None, **over: Any) -> DenoiseFn:
     """The run's denoiser with the sampling settings' guard on x̂_0 (``guard``: none | clip | threshold), whose box
     is the training rows' range in the scaled space widened by ``guard_margin`` (:func:`difflab.sampling.guards.
-    data_box`)."""
+    data_box`). A conditional run's is that of class ``label`` (None: no label) with the settings' ``guidance``."""
     s = sample_settings(run, **over)
-    denoise = run.denoiser()
+    denoise = run.network_denoiser().given(label, guidance=s.guidance or 0.0) if run.condition else run.denoiser()
     if s.guard == "none":
         return denoise
-    low, high = data_box(run.scaler.transform(run.train), s.guard_margin)
+    scaled = run.scaler.transform(run.train)
+    if run.condition is not None:
+        scaled = scaled[:, run.condition.model_columns(run.dim)]
+    low, high = data_box(scaled, s.guard_margin)
     return GUARDS[s.guard](denoise, run.diffusion, low, high)
+
+
+def scaled_chunks(run: Run, n: int, *, code: int | None = None, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
+                  trajectory: bool = False, device: torch.device | str = "cpu",
+                  **over: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``n`` samples of the run, whole feature rows (b, D) in the scaled space ``chunk_size`` at a time, with their
+    trajectory (K+1, b, D) if asked; a conditional run's of class ``code`` (None: classes drawn)."""
+    kwargs = {**sampling_kwargs(run, **over), "device": device}
+    if run.condition is None:
+        return generate_chunks(run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size,
+                               trajectory=trajectory, **kwargs)
+    return labelled_chunks(run, lambda k: run_denoiser(run, k, **over), n, code=code, seed=seed, chunk_size=chunk_size,
+                           trajectory=trajectory, **kwargs)
 
 
 def sampling_threads(run: Run, batch: int) -> contextlib.AbstractContextManager[None]:
@@ -89,23 +137,28 @@ def run_on(run: Run, device: torch.device) -> Run:
 
 
 def sample_run(
-    run: Run, n: int, *, seed: int = 0, trajectory: bool = False, device: str = "auto", **over: Any
+    run: Run, n: int, *, seed: int = 0, trajectory: bool = False, device: str = "auto",
+    where: Mapping[str, Any] | None = None, **over: Any
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` samples in data units, and the reverse trajectory (K+1, n, D) in the scaled space if asked.
 
     ``device``: auto | cpu | cuda. auto samples on CUDA when available and, if that fails, on the CPU with one
     warning; a named device that fails is a one-line error (:func:`difflab.sampling.device.on_device`). A seed's
-    points depend on the device."""
-    return on_device(device, lambda dev: _sample_run(run_on(run, dev), n, seed=seed, trajectory=trajectory, **over))
+    points depend on the device. A conditional run: ``where={column: value}`` draws rows of that class (default:
+    classes drawn from the training frequencies), ``guidance=w`` guides them (Ho & Salimans 2022)."""
+    code = where_code(run, where)
+    return on_device(device, lambda dev: _sample_run(run_on(run, dev), n, code=code, seed=seed, trajectory=trajectory,
+                                                     **over))
 
 
 def _sample_run(
-    run: Run, n: int, *, seed: int = 0, trajectory: bool = False, **over: Any
+    run: Run, n: int, *, code: int | None = None, seed: int = 0, trajectory: bool = False, **over: Any
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    kwargs = {**sampling_kwargs(run, **over), "device": model_device(run.model)}
     with sampling_threads(run, min(n, DEFAULT_CHUNK)):
-        x, traj = generate(run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, trajectory=trajectory,
-                           **kwargs)
+        chunks = list(scaled_chunks(run, n, code=code, seed=seed, trajectory=trajectory,
+                                    device=model_device(run.model), **over))
+    x = torch.cat([c for c, _ in chunks])
+    traj = torch.cat([t for _, t in chunks], dim=1) if trajectory else None
     data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
     return data, (traj.numpy().astype(np.float64) if traj is not None else None)
 
@@ -124,7 +177,8 @@ def decode_rows(run: Run, x: np.ndarray) -> pd.DataFrame:
 
 
 def sample_frame(run: Run, n: int, *, seed: int = 0, **over: Any) -> pd.DataFrame:
-    """``n`` samples as a DataFrame of the run's columns (:func:`decode_rows` of :func:`sample_run`)."""
+    """``n`` samples as a DataFrame of the run's columns (:func:`decode_rows` of :func:`sample_run`; ``where`` and
+    ``guidance`` for a conditional run)."""
     return decode_rows(run, sample_run(run, n, seed=seed, **over)[0])
 
 
@@ -154,13 +208,16 @@ def _sample_to_file(
     trajectory: str | Path | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     device: torch.device,
+    where: Mapping[str, Any] | None = None,
     **over: Any,
 ) -> Path:
     """Stream ``n`` samples of the run to ``out`` (.csv/.npy/.parquet), in data units; optionally also the reverse
     trajectory (K+1, n, D), in data units, to the .npy ``trajectory``. Every input is checked before sampling starts.
 
     A table run's rows are decoded (category labels, whole numbers, the input's dtypes); they fit a .npy only when
-    every column is a number. The trajectory stays in the model's features (data units, before decoding)."""
+    every column is a number. The trajectory stays in the model's features (data units, before decoding). A
+    conditional run's rows are of the class ``where`` names ({column: value}), else of classes drawn from the
+    training frequencies."""
     if n < 1:
         raise DifflabError(f"--n must be at least 1, got {n}")
     if chunk_size < 1:
@@ -171,22 +228,23 @@ def _sample_to_file(
         if trajectory.resolve() == out.resolve():
             raise DifflabError(f"{trajectory}: the trajectory needs a file of its own, not the samples' --out")
     run = run_on(load_run(run_dir), device)
-    kwargs = {**sampling_kwargs(run, **over), "device": device}
+    code = where_code(run, where)
+    sampling_kwargs(run, **over)  # the settings, checked before any file is touched
     as_rows = run.table is not None or out.suffix.lower() == ".parquet"  # else the numeric writer, as always
     if run.table is not None:
         labelled = [c.name for c in run.table.columns if not c.numeric and c.kind != "constant"]
         check_table_format(out, all_numbers=run.table.all_numbers, text_columns=labelled)
     if trajectory is None:
         with sampling_threads(run, min(n, chunk_size)):
-            chunks = (finite(x.numpy().astype(np.float64), out) for x, _ in generate_chunks(
-                run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size, **kwargs))
+            chunks = (finite(x.numpy().astype(np.float64), out) for x, _ in scaled_chunks(
+                run, n, code=code, seed=seed, chunk_size=chunk_size, device=device, **over))
             if as_rows:
                 return write_table(out, (decode_rows(run, run.scaler.inverse_transform(c)) for c in chunks), n=n)
             return write_chunks(out, chunks, n=n, columns=run.columns, transform=run.scaler.inverse_transform)
     with sampling_threads(run, min(n, chunk_size)):
-        x, traj = generate(run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size,
-                           trajectory=True, **kwargs)
-    assert traj is not None
+        parts = list(scaled_chunks(run, n, code=code, seed=seed, chunk_size=chunk_size, trajectory=True, device=device,
+                                   **over))
+    x, traj = torch.cat([c for c, _ in parts]), torch.cat([t for _, t in parts], dim=1)
     finite(x.numpy(), out)
     k1 = traj.shape[0]
     flat = run.scaler.inverse_transform(traj.reshape(-1, run.dim).numpy().astype(np.float64))
@@ -207,10 +265,17 @@ def finite(x: np.ndarray, out: Path) -> np.ndarray:
 
 
 def eps_fn(run: Run):  # noqa: ANN201
-    """ε̂(x, t) on numpy points in the scaled space, for vector-field plots."""
-    denoise = run.denoiser()
+    """ε̂(x, t) on numpy points in the scaled space, for vector-field plots. A conditional run's is the
+    unconditional prediction of the features it generates, and 0 on the condition's features (which stay put)."""
+    denoise = run.network_denoiser()
+    cols = run.condition.model_columns(run.dim) if run.condition is not None else None
 
     def fn(x: np.ndarray, t: float) -> np.ndarray:
-        return denoise(torch.as_tensor(x, dtype=torch.float32), t).eps.numpy()
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if cols is None:
+            return denoise(x, t).eps.numpy()
+        eps = torch.zeros_like(x)
+        eps[:, cols] = denoise(x[:, cols], t).eps
+        return eps.numpy()
 
     return fn

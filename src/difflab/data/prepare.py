@@ -4,7 +4,9 @@ training rows only.
 A table whose columns are all plain numbers is prepared exactly as difflab always prepared numeric files: its
 features are its columns and the user's scaler sees them all. Any other table (an integer, boolean, categorical or
 constant column, or missing values modelled as a level) gets a :class:`~difflab.data.table.TableSpec` that maps its
-rows to features and back, and a :class:`~difflab.data.table_scaler.TableScaler`.
+rows to features and back, and a :class:`~difflab.data.table_scaler.TableScaler`. A table with a condition column
+(``cfg.condition``) always gets a spec; the column keeps its features there, and :class:`PreparedData` gives the
+network the other features (:attr:`PreparedData.model_input`) and the column's class codes (:attr:`PreparedData.labels`).
 """
 
 from __future__ import annotations
@@ -18,18 +20,20 @@ import torch
 
 from difflab.config import DataConfig
 from difflab.data.columns import OVERRIDES, check_values, plan_kinds
+from difflab.data.condition import Condition, condition_of, plan_condition
 from difflab.data.files import frame_to_array
 from difflab.data.scalers import Scaler, TableScaler, make_scaler
 from difflab.data.sources import holdout_split, load_data, load_frame
 from difflab.data.table import TableSpec, fit_table
 from difflab.data.toy import DATASETS, ToyDataset
-from difflab.errors import DataError
+from difflab.errors import ConfigError, DataError
 
 
 @dataclass
 class PreparedData:
     """Training rows and held-out rows (files only) as features in data units, the feature names (``columns``),
-    the fitted scaler, and for a table with other than plain-number columns its spec (None otherwise)."""
+    the fitted scaler, for a table with other than plain-number columns its spec (None otherwise), and for a
+    conditional run its condition column."""
 
     train: np.ndarray
     heldout: np.ndarray | None
@@ -37,15 +41,35 @@ class PreparedData:
     toy: ToyDataset | None
     scaler: Scaler
     table: TableSpec | None = None
+    condition: Condition | None = None
 
     @property
     def scaled(self) -> torch.Tensor:
         return torch.as_tensor(self.scaler.transform(self.train), dtype=torch.float32)
 
+    @property
+    def model_dim(self) -> int:
+        """The features the network generates: all but a condition column's."""
+        return len(self.columns) - (self.condition.stop - self.condition.start if self.condition else 0)
+
+    @property
+    def model_input(self) -> torch.Tensor:
+        """The scaled training rows as the network sees them (a condition column's features left out)."""
+        x = self.scaled
+        return x[:, self.condition.model_columns(x.shape[1])] if self.condition else x
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """The training rows' class codes (N,) of a conditional run, else None."""
+        return torch.as_tensor(self.condition.codes(self.train), dtype=torch.long) if self.condition else None
+
 
 def prepare_data(cfg: DataConfig) -> PreparedData:
     """Load the source, set aside held-out rows of a table, fit the scaler on the training rows only."""
     if cfg.source in DATASETS:
+        if cfg.condition is not None:
+            raise ConfigError(f"--condition {cfg.condition}: the toy {cfg.source!r} has no label column; condition a "
+                              "table (a .csv/.parquet file or sklearn:NAME) on one of its columns")
         ds = load_data(cfg.source, columns=cfg.columns, n=cfg.n, seed=cfg.seed)
         return PreparedData(ds.x, None, ds.columns, ds.toy, _fit_scaler(cfg, ds.x, ds.columns))
     table = load_frame(cfg.source, columns=cfg.columns, n=cfg.n, seed=cfg.seed)
@@ -64,13 +88,16 @@ def prepare_frame(frame: pd.DataFrame, cfg: DataConfig, *, hints: dict[str, str]
             raise DataError(f"{source}: too few rows ({len(frame)}) to keep {cfg.holdout:.0%} held out")
     train_frame = frame.iloc[train_rows]
     kinds = plan_kinds(train_frame, {k: getattr(cfg, k) for k in OVERRIDES}, source=source, hints=hints)
+    if cfg.condition is not None:
+        kinds = plan_condition(train_frame, kinds, cfg.condition, source=source)
     check_values(frame, kinds, source=source, missing=cfg.missing)
-    if not as_table and all(k == "continuous" for k in kinds.values()) and not frame.isna().any().any():
+    if not as_table and cfg.condition is None and all(k == "continuous" for k in kinds.values()) and not frame.isna().any().any():
         x = frame_to_array(source, frame)
         heldout = x[held_rows] if held_rows is not None else None
         return PreparedData(x[train_rows], heldout, list(kinds), None, _fit_scaler(cfg, x[train_rows], list(kinds)))
     try:
-        spec = fit_table(train_frame, kinds, encoding=cfg.encoding, levels_from=frame)
+        spec = fit_table(train_frame, kinds, encoding=cfg.encoding, levels_from=frame,
+                         roles={cfg.condition: "condition"} if cfg.condition is not None else None)
     except DataError as e:
         raise DataError(f"{source}: {e}") from None
     constant = [c.name for c in spec.columns if c.kind == "constant"]
@@ -84,7 +111,9 @@ def prepare_frame(frame: pd.DataFrame, cfg: DataConfig, *, hints: dict[str, str]
     heldout = spec.encode(frame.iloc[held_rows], source=source) if held_rows is not None else None
     numeric = len(spec.features) - len(spec.indicators)
     scaler = TableScaler(make_scaler(cfg.scaler) if numeric else None, spec.indicators, len(spec.features))
-    return PreparedData(train, heldout, spec.features, None, _fit_scaler(cfg, train, spec.features, scaler), spec)
+    condition = condition_of(spec, cfg.condition, train) if cfg.condition is not None else None
+    return PreparedData(train, heldout, spec.features, None, _fit_scaler(cfg, train, spec.features, scaler), spec,
+                        condition)
 
 
 def _fit_scaler(cfg: DataConfig, x: np.ndarray, columns: list[str], scaler: Scaler | None = None) -> Scaler:

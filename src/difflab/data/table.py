@@ -7,8 +7,9 @@ maps a DataFrame to the (N, D) feature matrix and :meth:`TableSpec.decode` maps 
 R^D) back to a DataFrame with the original columns, dtypes and labels. The spec is fitted on training rows
 (:func:`fit_table`) and saved as JSON in a run's data.json (:meth:`TableSpec.to_dict`), never pickled.
 
-Each column also carries a ``role``: "feature" for every column today; "condition" is reserved for a column that a
-conditional model will take as its input instead of generating it.
+Each column also carries a ``role``: "feature", or "condition" for the column a conditional run takes as its class
+label instead of generating it (:mod:`difflab.data.condition`); its features stay in the matrix, so rows encode and
+decode whole.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ def evaluate_run(
     kwargs = sampling_kwargs(run, **sampling)  # checks sampler, steps and grid before any work
     if with_elbo or with_nll:
         run.scaler.log_abs_det_jacobian()  # a scaler that is not affine has no ELBO in data units: say so now
+        run.denoiser()  # nor has a conditional run (its network generates rows given the class)
     if reference is not None:
         ref, ref_name = run_reference(run, reference)
     elif run.toy is not None:

@@ -4,6 +4,10 @@ The step t enters as t/T through sinusoidal features (Vaswani et al. 2017; Ho et
 added to every residual block, so the network is smooth in t (fractional steps work) and independent of T's size.
 Built with T = 0 it is a continuous-time network: its time input is a real noise code, used as it is (difflab gives
 c_noise = ¼ ln σ, Karras et al. 2022).
+
+Built with ``n_classes`` = K > 0 it is a conditional network: a learned class embedding (K classes and one more entry,
+K, for "no label") is added to the time embedding (Ho & Salimans 2022, classifier-free guidance), initialised N(0, 1)
+as guided-diffusion's ``label_emb`` is (a zero start learned the classes more slowly in 400-step runs).
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ class ResidualBlock(nn.Module):
 
 class ResMLP(nn.Module):
     """Residual MLP denoiser for (B, D) data. ``t`` (B,): steps in 1..T (long, or float for fractional steps), or
-    with T = 0 real noise codes. ``out_dim`` (default D): 2D for a network with learned variances."""
+    with T = 0 real noise codes. ``out_dim`` (default D): 2D for a network with learned variances. ``n_classes``:
+    K > 0 for a conditional network, whose ``labels`` (B,) or one int for all rows take 0..K-1, or K (the default)
+    for no label."""
 
     def __init__(self, dim: int, T: int, width: int = 128, depth: int = 3, emb_dim: int = 32,
-                 out_dim: int | None = None) -> None:
+                 out_dim: int | None = None, n_classes: int = 0) -> None:
         super().__init__()
         self.dim, self.T, self.emb_dim = dim, T, emb_dim
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, width), nn.SiLU(), nn.Linear(width, width))
@@ -51,6 +57,23 @@ class ResMLP(nn.Module):
         self.out_norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, out_dim or dim)
         self.act = nn.SiLU()
+        self.n_classes = n_classes
+        if n_classes:  # built last: the layers above draw the same initial weights as an unconditional network's
+            self.label_emb = nn.Embedding(n_classes + 1, width)
+
+    def label_embedding(self, labels: Tensor | int | None, device: torch.device) -> Tensor | None:
+        """The class embedding of ``labels`` (B,) → (B, width), or of one label (an int; None: no label) → (1,
+        width); None for an unconditional network, which refuses labels."""
+        if not self.n_classes:
+            if labels is not None:
+                raise ValueError("this network was built without classes (n_classes = 0); it takes no labels")
+            return None
+        if labels is None or isinstance(labels, int):
+            code = self.n_classes if labels is None else labels
+            if not 0 <= code <= self.n_classes:
+                raise ValueError(f"label {code} is outside 0..{self.n_classes} (K classes and K for no label)")
+            return self.label_emb.weight[code : code + 1]
+        return self.label_emb(labels.to(device))
 
     def _u(self, t: Tensor) -> Tensor:
         return t.to(torch.float32) / self.T if self.T else t.to(torch.float32)
@@ -64,20 +87,25 @@ class ResMLP(nn.Module):
             return table[t - 1]
         return self.time_mlp(sinusoidal_embedding(self._u(t), self.emb_dim))
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        emb = self.time_embedding(t).to(x.dtype)
+    def forward(self, x: Tensor, t: Tensor, labels: Tensor | int | None = None) -> Tensor:
+        emb = self.time_embedding(t)
+        label = self.label_embedding(labels, x.device)
+        emb = (emb if label is None else emb + label).to(x.dtype)
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, emb)
         return self.out(self.act(self.out_norm(h)))
 
     @torch.no_grad()
-    def at_step(self, t: float) -> Callable[[Tensor], Tensor]:
-        """``forward(·, t)`` for one time t shared by all rows: the time embedding is computed once, not per row."""
+    def at_step(self, t: float, label: int | None = None) -> Callable[[Tensor], Tensor]:
+        """``forward(·, t, label)`` for one time t (and class ``label``) shared by all rows: the time and class
+        embeddings are computed once, not per row."""
         if self.T and not 1 <= t <= self.T:
             raise ValueError(f"step t={t} is outside 1..{self.T}")
         u = self._u(torch.tensor([t], dtype=torch.float32, device=self.inp.weight.device))  # as forward does
         emb = self.time_mlp(sinusoidal_embedding(u, self.emb_dim))  # (1, width), broadcast over rows
+        code = self.label_embedding(label, emb.device)
+        emb = emb if code is None else emb + code
 
         def run(x: Tensor) -> Tensor:
             h = self.inp(x)

@@ -28,12 +28,12 @@ from difflab.weights import save_weights
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
     """A key equal for configs that :func:`train_many` can train together; None for models that are not trained
-    (the oracles) and for what the batched trainers do not run (continuous time, learned variances, and
-    parameterizations other than eps, x0, v). Conservative: configs with different keys might still fit together
+    (the oracles) and for what the batched trainers do not run (continuous time, learned variances, class labels,
+    and parameterizations other than eps, x0, v). Conservative: configs with different keys might still fit together
     (e.g. two toys of equal size)."""
     d, t, p = cfg.data, cfg.train, cfg.diffusion
-    if is_oracle(cfg.model.name) or p.time != "discrete" or p.variance != "fixed" or p.parameterization not in (
-            "eps", "x0", "v"):
+    if is_oracle(cfg.model.name) or p.time != "discrete" or p.variance != "fixed" or d.condition is not None or \
+            p.parameterization not in ("eps", "x0", "v"):
         return None
     data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
     model = (cfg.model.name, tuple(sorted((k, repr(v)) for k, v in cfg.model.options.items())))

@@ -32,20 +32,22 @@ from difflab.training.trainer import Trainer
 from difflab.weights import load_weights, save_weights
 
 
-def initial_model(cfg: RunConfig, process: Process, dim: int) -> torch.nn.Module:
-    """The network a run starts from: built under ``torch.manual_seed(cfg.train.seed)``, the global RNG left as
-    it was."""
+def initial_model(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0) -> torch.nn.Module:
+    """The network a run starts from (conditional on ``n_classes`` classes when > 0): built under
+    ``torch.manual_seed(cfg.train.seed)``, the global RNG left as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        return initial_network(cfg, process, dim)
+        return initial_network(cfg, process, dim, n_classes=n_classes)
 
 
-def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: torch.Tensor) -> Trainer:
-    """The trainer of ``cfg`` for ``model`` on the scaled rows ``x``."""
+def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: torch.Tensor, *,
+                 labels: torch.Tensor | None = None, n_classes: int = 0) -> Trainer:
+    """The trainer of ``cfg`` for ``model`` on the scaled rows ``x`` (with their class codes ``labels`` for a
+    conditional run)."""
     d = cfg.diffusion
     return Trainer(model, process, x, cfg.train,
                    parameterization=get_parameterization(d.parameterization, sigma_data=d.sigma_data),
-                   learned_variance=d.variance == "learned-range")
+                   learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes)
 
 
 def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
@@ -55,6 +57,10 @@ def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig
     if saved.get("dim") != meta["dim"]:
         raise RunDirError(f"{out}: the checkpoint was trained on D={saved.get('dim')} columns, the data has "
                           f"D={meta['dim']} ({cfg.data.source})")
+    if saved.get("classes", 0) != meta.get("classes", 0):
+        raise RunDirError(f"{out}: the checkpoint's network has {saved.get('classes', 0)} classes, the config's "
+                          f"{meta.get('classes', 0)} (--condition {cfg.data.condition}); resume with the run's own "
+                          "settings")
     for key in ("model", "T", "options", "parameterization", "time", "variance"):
         if saved.get(key, meta[key] if key in ("time", "variance") else None) != meta[key]:
             raise RunDirError(f"{out}: the checkpoint's {key} is {saved.get(key)!r}, the config's {meta[key]!r}; "
@@ -100,15 +106,15 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     check_config(cfg)
     data = prepare_data(cfg.data) if data is None else data
     diffusion = build_process(cfg)
-    dim = len(data.columns)
+    dim, classes = data.model_dim, data.condition.n_classes if data.condition else 0
     if is_oracle(cfg.model.name):  # an exact denoiser (difflab.models.oracles): nothing to train
         return _oracle_run(cfg, out, data, diffusion)
-    meta = arch_meta(cfg, dim, network_shape(cfg, diffusion, dim)["T"], data.columns)
+    meta = arch_meta(cfg, dim, network_shape(cfg, diffusion, dim)["T"], data.columns, classes=classes)
     if resume:
         tensors, saved = load_weights(out / FILES["checkpoint"])
         step = check_checkpoint(out, saved, meta, cfg)
-    model = initial_model(cfg, diffusion, dim)
-    trainer = make_trainer(cfg, model, diffusion, data.scaled)
+    model = initial_model(cfg, diffusion, dim, n_classes=classes)
+    trainer = make_trainer(cfg, model, diffusion, data.model_input, labels=data.labels, n_classes=classes)
     earlier = 0.0
     if resume:
         try:
@@ -135,4 +141,4 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
                  {**meta, "step": trainer.step_count, "seconds": seconds})
     write_loss(out / FILES["loss"], trainer.losses())
     return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds,
-               table=data.table)
+               table=data.table, condition=data.condition)

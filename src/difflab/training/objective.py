@@ -7,7 +7,8 @@ et al. 2022, §5), α = √ᾱ, σ = √(1 − ᾱ), x_t = α x_0 + σ ε, and t
 L_simple + λ L_vlb (§3.1), L_vlb = Σ_t L_t estimated by T · L_t at the drawn t, L_t in bits per dimension and the
 mean inside it stop-gradient, so that L_vlb trains only the variances. With ``vlb_sampling = "importance"`` t is
 drawn with p_t ∝ √E[L_t²] (from the last 10 values of each L_t, uniform until every t has 10) and every loss term
-weighted by 1/(T p_t), which keeps both terms unbiased (§3.3).
+weighted by 1/(T p_t), which keeps both terms unbiased (§3.3). A conditional network also gets each row's class
+label (the trainer has already replaced some by "no label": classifier-free guidance, Ho & Salimans 2022, Alg. 1).
 """
 
 from __future__ import annotations
@@ -94,11 +95,13 @@ class Objective:
         s = torch.exp(-0.5 * F.softplus(lam)).unsqueeze(1).to(like.dtype)
         return a, s, (-lam / 8.0).to(torch.float32), None  # c_noise = ¼ ln σ_VE = −λ/8
 
-    def loss(self, model: nn.Module, x0: Tensor, eps: Tensor, times: Tensor) -> Tensor:
+    def loss(self, model: nn.Module, x0: Tensor, eps: Tensor, times: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The step's loss; ``labels`` (B,): each row's class code for a conditional network (K: no label)."""
         a, s, cond, post = self.coefficients(times, x0)
         xt = a * x0 + s * eps
         c_in = self.param.input_scale(a, s)
-        out = model(xt if c_in is None else xt * c_in, cond)
+        inp = xt if c_in is None else xt * c_in
+        out = model(inp, cond) if labels is None else model(inp, cond, labels)
         if self.learned:
             out, v = out.chunk(2, dim=1)
         target = self.param.target(x0, eps, a, s, post)

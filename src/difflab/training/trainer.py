@@ -7,6 +7,8 @@ runs a hand-written forward and backward into preallocated buffers (``difflab.mo
 autograd); AdamW is torch's fused kernel, called directly on the CPU; the loss is logged into a preallocated tensor
 without a host sync per step; and the CPU thread count suits the model's size (benchmarks/RESULTS.md). On CUDA,
 ``fit`` replays the whole step from a CUDA graph (``difflab.training.cuda_graph``).
+
+A conditional run trains on class labels beside the rows, some dropped (:mod:`difflab.training.labels`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer, warn_graph_failed
 from difflab.training.ema import EMA
+from difflab.training.labels import LabelDropout
 from difflab.training.objective import Objective
 from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
 
@@ -40,7 +43,8 @@ class Trainer:
 
     ``diffusion``: the process (discrete steps or continuous time); ``parameterization``: a name or a
     :class:`~difflab.diffusion.parameterization.Parameterization`; ``learned_variance``: the network's second D
-    outputs are Nichol & Dhariwal's v, trained with the hybrid loss (:mod:`difflab.training.objective`)."""
+    outputs are Nichol & Dhariwal's v, trained with the hybrid loss (:mod:`difflab.training.objective`);
+    ``labels``: class codes (N,) in 0..``n_classes``-1 of the rows of ``x``, for a conditional network."""
 
     def __init__(
         self,
@@ -52,6 +56,8 @@ class Trainer:
         parameterization: str | Parameterization = "eps",
         learned_variance: bool = False,
         fused: bool = True,
+        labels: Tensor | None = None,
+        n_classes: int = 0,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
@@ -77,9 +83,13 @@ class Trainer:
         self._t = torch.empty(self.B, dtype=torch.long, device=self.device)
         self._noise = torch.empty(self.B, self.D, dtype=torch.float32, device=self.device)
         self._idx = torch.empty(self.B, dtype=torch.long, device=self.device)
+        if labels is not None and len(labels) != self.N:
+            raise ConfigError(f"labels: {len(labels)} class codes for {self.N} rows")
+        self.labels = (LabelDropout(labels, n_classes, cfg.label_dropout, self.B, self.device)
+                       if labels is not None else None)
         # The hand-written step of the tutorial's network: discrete steps, and targets in the tables it reads
         fusable = (diffusion.discrete and self.param.name in ("eps", "x0", "v") and not learned_variance
-                   and fused and is_plain_seed(self.model))
+                   and fused and self.labels is None and is_plain_seed(self.model))
         if fusable:
             self._sqrt_ab = diffusion.sqrt_alpha_bars.to(self.device, torch.float32)
             self._sqrt_1mab = diffusion.sqrt_one_minus_alpha_bars.to(self.device, torch.float32)
@@ -114,6 +124,13 @@ class Trainer:
         torch.randn(self._noise.shape, generator=self.generator, out=self._noise)
         return x0, t, self._noise
 
+    def draw_labels(self) -> Tensor | None:
+        """The labels of the rows :meth:`draw` just picked, some dropped (:class:`~difflab.training.labels.
+        LabelDropout`); None for an unconditional run."""
+        if self.labels is None:
+            return None
+        return self.labels.draw(None if self.full_batch else self._idx, self.generator)
+
     def target(self, x0: Tensor, eps: Tensor, t: Tensor) -> Tensor:
         """The parameterization's regression target c_ε[t] ε + c_x0[t] x_0, from float32 tables on the device (no
         host-to-device copy per step, which a CUDA graph could not hold)."""
@@ -122,10 +139,10 @@ class Trainer:
         c_eps, c_x0 = self._target_coef
         return torch.addcmul(c_eps[t].unsqueeze(1) * eps, c_x0[t].unsqueeze(1), x0)
 
-    def loss(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+    def loss(self, x0: Tensor, t: Tensor, eps: Tensor, labels: Tensor | None = None) -> Tensor:
         """The step's loss (:class:`~difflab.training.objective.Objective`): the simple loss, hybrid with learned
-        variances."""
-        return self.objective.loss(self.model, x0, eps, t)
+        variances; ``labels`` for a conditional network."""
+        return self.objective.loss(self.model, x0, eps, t, labels)
 
     def step(self) -> Tensor:
         """One optimizer step; returns the step's loss (before the update) as a 0-d tensor."""
@@ -136,7 +153,8 @@ class Trainer:
     def compute_grads(self) -> Tensor:
         """Draw, forward and backward: the gradients of this step's loss in ``p.grad``; returns the loss."""
         if self.net is None:
-            loss = self.loss(*self.draw())
+            x0, t, eps = self.draw()
+            loss = self.loss(x0, t, eps, self.draw_labels())
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             return loss.detach()
