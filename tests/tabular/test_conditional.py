@@ -213,6 +213,6 @@ def test_estimator_conditions_on_a_column(tmp_path: Path):
                                                                                           where={"kind": "a"}))
     with pytest.raises(DataError, match="no training row"):
         model.sample(5, where={"kind": "z"})
-    plain = TabularDiffusion(steps=5, T=10, width=8, depth=1).fit(df)
+    plain = TabularDiffusion(steps=5, T=50, width=8, depth=1).fit(df)
     with pytest.raises(ConfigError, match="without a condition column"):
         plain.sample(5, where={"kind": "a"})
