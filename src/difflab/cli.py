@@ -258,7 +258,9 @@ def sample(
     n: Annotated[int, Opt(help="Number of samples.")] = 1000,
     sampler: Annotated[str | None, Opt(help=f"{SAMPLER_NAMES} (default: the run's, ddpm).")] = None,
     steps: Annotated[int | None, Opt(help="Jumps K (default: T; at most T in discrete time); heun and heun-sde "
-                                     "call the network about twice per jump.")] = None,
+                                     "call the network about twice per jump. Given alone (no --sampler, no "
+                                     "--grid): K network calls, with the sampler and grid measured best for that "
+                                     "budget.")] = None,
     grid: Annotated[str | None, Opt(help=f"Time grid: {GRID_NAMES}.")] = None,
     eta: Annotated[float | None, Opt(help="DDIM noise scale (0 = deterministic, 1 ≈ ddpm).")] = None,
     variance: Annotated[str | None, Opt("--variance", help="ddpm's reverse variance: small | large | learned "

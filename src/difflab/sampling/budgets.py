@@ -1,0 +1,67 @@
+"""Few-step defaults: for a budget of network calls, the (sampler, grid) pair that measured best without
+distillation.
+
+``difflab sample RUN --steps K`` (and ``evaluate``) with no ``--sampler`` or ``--grid`` reads K as a budget of K
+network calls and samples with the best pair of the largest budget in :data:`BUDGETS` that is at most K (the next
+best where the first cannot make a grid of that many distinct steps on the run's process), taking as many jumps as
+fit in K calls (Heun's method calls the network twice per jump, once into t = 0, so K calls buy ⌈K/2⌉
+jumps). This applies to runs whose config leaves ``[sample] steps`` unset (every preset): a run that records its own
+few-step sampler (a distilled student, a config with ``steps``) keeps it.
+
+Where the numbers come from: ``benchmarks/few_step.py`` on the 10 toys with difflab's recommended recipe as the
+model (W1 / noise floor of 10 000 samples, mean over toys; the table and plot in docs/quality.md, section
+"Few network calls"). Each entry lists the three pairs with the lowest mean W1 ratio at that budget, best first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from difflab.sampling.registry import CALLS_PER_STEP
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A sampler and its time grid; ``w1``: the mean W1 / floor it measured at that budget (for the docs)."""
+
+    sampler: str
+    grid: str
+    w1: float
+
+
+# Budget in network calls → the pairs measured best at that budget, best first (benchmarks/few_step.py,
+# docs/quality.md).
+BUDGETS: dict[int, tuple[Choice, ...]] = {
+    1: (Choice("ddim", "trailing", math.nan),),
+    2: (Choice("dpm++", "logsnr", math.nan), Choice("dpm++", "trailing", math.nan)),
+    4: (Choice("dpm++", "logsnr", math.nan), Choice("dpm++", "trailing", math.nan)),
+    10: (Choice("dpm++", "logsnr", math.nan), Choice("dpm++", "trailing", math.nan)),
+    20: (Choice("dpm++-sde", "logsnr", math.nan), Choice("dpm++", "trailing", math.nan)),
+}
+
+
+def steps_for_calls(sampler: str, calls: int) -> int:
+    """Jumps K that cost at most ``calls`` network calls: K for one call per jump, ⌈calls/2⌉ for Heun's two
+    (2K − 1 calls: the jump into t = 0 is one Euler call)."""
+    per = CALLS_PER_STEP.get(sampler, 1)
+    return max(1, (calls + 1) // 2) if per == 2 else calls
+
+
+def calls_for_steps(sampler: str, steps: int) -> int:
+    """Network calls of ``steps`` jumps (0 for the adaptive ODE solver, whose count depends on its tolerance)."""
+    per = CALLS_PER_STEP.get(sampler, 1)
+    return 2 * steps - 1 if per == 2 else per * steps
+
+
+def budget_choice(calls: int, fits: Callable[[str, str, int], bool] = lambda sampler, grid, steps: True
+                  ) -> tuple[str, str, int]:
+    """(sampler, grid, steps) for a budget of ``calls`` network calls: the first pair of the largest budget in
+    :data:`BUDGETS` at most ``calls`` for which ``fits(sampler, grid, steps)``, with as many jumps as fit (the last
+    pair if none does: its error then says why)."""
+    if calls < 1:
+        raise ValueError(f"a budget of {calls} network calls")
+    choices = BUDGETS[max(b for b in BUDGETS if b <= calls)]
+    picks = [(c.sampler, c.grid, steps_for_calls(c.sampler, calls)) for c in choices]
+    return next((p for p in picks if fits(*p)), picks[-1])
