@@ -54,7 +54,7 @@ def test_every_levels_grid_is_the_samplers_trailing_grid(process) -> None:
                        process, get_parameterization("v"), torch.zeros(4, 2),
                        LoopSettings(round_steps=1, batch_size=4, lr=1e-3), steps=1, teacher_steps=n0)
     for n in loop.levels:
-        assert loop.grid(n).tolist() == [float(t) for t in make_grid(process, n, "trailing")]
+        assert loop.grid(n).tolist() == make_grid(process, n, "trailing")
 
 
 def distill(dim, gaussian_data, *, teacher_steps: int, steps: int, round_steps: int):

@@ -20,6 +20,7 @@ from difflab.distill.loop import RoundLoop
 from difflab.distill.run import CHECKPOINT, DISTILL_FILE
 from difflab.pipeline import train_run
 from difflab.rundir import FILES, load_run
+from difflab.sample import sample_run
 from difflab.weights import load_weights
 
 RUNNER = CliRunner()
@@ -151,3 +152,27 @@ def test_bad_input_is_one_line_and_writes_nothing(teachers, oracle_run, tmp_path
     (out / "note.txt").write_text("mine")
     assert "not empty" in cli("distill", teacher, "--out", out, code=2)
     assert [p.name for p in out.iterdir()] == ["note.txt"]
+
+
+KINDS = {  # teachers of every kind of process, network and output (tiny)
+    "continuous-edm": ({"diffusion": {"time": "continuous", "schedule": "edm", "parameterization": "edm", "T": 32}},
+                       "edm"),
+    "seed-network": ({"diffusion": {"schedule": "poly", "T": 16}, "model": {"name": "seed"}}, "v"),
+    "learned-variance": ({"diffusion": {"T": 32, "variance": "learned-range"}}, "v"),
+    "zero-terminal-snr": ({"diffusion": {"T": 32, "zero_terminal_snr": True, "parameterization": "v"}}, "v"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_teacher_distils(kind, tmp_path) -> None:
+    over, progressive_param = KINDS[kind]
+    merged = {**TINY, **over, "diffusion": {**TINY["diffusion"], **over["diffusion"]},
+              "model": over.get("model", TINY["model"]), "data": {"n": 200}}
+    teacher = train_run(resolve_config("recommended", overrides=merged), tmp_path / "t", progress=False)
+    for method, param in [("progressive", progressive_param), ("consistency", "edm")]:
+        student = distill_run(teacher.path, tmp_path / method, make_settings(
+            {"method": method, "steps": 2, "round_steps": 5, "batch_size": 16}), progress=False)
+        assert student.config.diffusion.parameterization == param
+        assert student.config.diffusion.variance == "fixed"
+        x, _ = sample_run(load_run(student.path), 100, device="cpu")
+        assert x.shape == (100, 2) and np.isfinite(x).all()

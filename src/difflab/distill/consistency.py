@@ -35,12 +35,13 @@ TABLE = 1024  # positions u of the interval's upper end along the Karras ramp, d
 
 
 def karras_pairs(process: Process, intervals: int) -> tuple[Tensor, Tensor]:
-    """(t_hi, t_lo), each (TABLE,) float64: intervals of Song et al.'s discretisation, N = ``intervals`` jumps
+    """(t_hi, t_lo), each (TABLE,): intervals of Song et al.'s discretisation, N = ``intervals`` jumps
     spaced as Karras et al. 2022, eq. 5 (ρ = 7), σ̄(u) = (σ̄_max^{1/ρ} + u (σ̄_min^{1/ρ} − σ̄_max^{1/ρ}))^ρ for u ∈
     [0, 1], with t_hi at u and t_lo at u + 1/N (0, the boundary, past σ̄_min). The ramp is sampled at TABLE points
     instead of N, so that the consistency condition is trained at every time a sampler may ask, not only at N
     fixed ones (a model trained on 18 times and asked between them drifted: W1 twice as large there). A discrete
-    process gets whole steps (its network was trained on those only), t_lo at least one step below t_hi."""
+    process gets whole steps (its network was trained on those only; integers), t_lo at least one step below t_hi;
+    a continuous one float64 times."""
     if intervals < 2:
         raise ConfigError(f"consistency distillation needs at least 2 intervals, got {intervals}")
     lo = max(process.log_snr(process.t_max), LOGSNR_FLOOR)
@@ -57,8 +58,9 @@ def karras_pairs(process: Process, intervals: int) -> tuple[Tensor, Tensor]:
     u = np.arange(TABLE) / (TABLE - 1)
     t_hi, t_lo = times(u), times(u + 1.0 / intervals)
     t_lo[u + 1.0 / intervals > 1.0] = 0.0
-    if process.discrete:
+    if process.discrete:  # whole steps as integers: the process's tables, as the samplers read them
         t_lo = np.minimum(t_lo, t_hi - 1.0)
+        return torch.as_tensor(t_hi, dtype=torch.long), torch.as_tensor(t_lo, dtype=torch.long)
     return torch.as_tensor(t_hi, dtype=torch.float64), torch.as_tensor(t_lo, dtype=torch.float64)
 
 

@@ -77,10 +77,11 @@ class Progressive(RoundLoop):
         self.original = self.teacher = teacher
         self.teacher_net: nn.Module | None = None
         self.student_fn = network_rows(student, process, param)
-        self.grid0 = torch.tensor(make_grid(process, teacher_steps, "trailing"), dtype=torch.float64,
-                                  device=self.device)
+        # whole steps as integers for a discrete process: its tables, as the samplers read them
+        self.grid0 = torch.tensor(make_grid(process, teacher_steps, "trailing"), device=self.device,
+                                  dtype=torch.long if process.discrete else torch.float64)
         final = make_grid(process, steps, "trailing")
-        if self.grid(steps).tolist() != [float(t) for t in final]:  # the student is sampled on this grid
+        if self.grid(steps).tolist() != final:  # the student is sampled on this grid
             raise ConfigError(f"the trailing grid of {steps} steps is not every {teacher_steps // steps}th time of "
                               f"the teacher's {teacher_steps}: use --teacher-steps {steps}·2^r")
 

@@ -1,7 +1,8 @@
 """Denoisers evaluated at one time per row, and the teacher's ODE steps on such rows.
 
 Samplers ask a denoiser about one time t for a whole batch; distillation draws a time per row. A :data:`RowFn`
-``(x_t (B, D), t (B,) float64) -> Prediction`` does that: :func:`network_rows` runs a network once for the whole batch
+``(x_t (B, D), t (B,)) -> Prediction`` (t: whole steps as integers for a discrete process, float64 times for a
+continuous one) does that: :func:`network_rows` runs a network once for the whole batch
 (differentiably, for the student), :func:`grouped_rows` wraps any :data:`~difflab.diffusion.DenoiseFn` (an oracle, a
 closed-form test denoiser) by calling it once per distinct time. The steps below are the samplers' DDIM and Heun
 jumps (:mod:`difflab.sampling.samplers`, :mod:`difflab.sampling.solvers`) written for a time pair per row.
@@ -28,13 +29,14 @@ def network_rows(model: nn.Module, process: Process, param: Parameterization, *,
     def fn(xt: Tensor, t: Tensor) -> Prediction:
         a, s = process.alpha_sigma(t, xt)
         net_t = process.net_time(t)
-        if integer_time:  # a one-hot time code knows whole steps only (as the Denoiser rounds them)
+        if integer_time and net_t.is_floating_point():  # a one-hot code knows whole steps (the Denoiser rounds)
             net_t = net_t.round().long()
         c_in = param.input_scale(a, s)
         out = model(xt if c_in is None else xt * c_in, net_t)
         if learned_variance:  # the second D outputs are the variance interpolation, not the mean's
             out = out[:, : xt.shape[1]]
-        post = process.posterior_coefs(t.round().long(), xt) if param.needs_posterior else None
+        post = (process.posterior_coefs(t if not t.is_floating_point() else t.round().long(), xt)
+                if param.needs_posterior else None)
         return param.predict(xt, out, a, s, post)
 
     return fn
@@ -71,17 +73,18 @@ def sigma_bar(process: Process, t: Tensor, like: Tensor) -> Tensor:
 @torch.no_grad()
 def heun_rows(teacher: RowFn, process: Process, x: Tensor, t: Tensor, s: Tensor) -> Tensor:
     """One Heun step of the probability-flow ODE from t to s per row (Karras et al. 2022, Alg. 1, lines 4-8) in
-    x̄ = x/α, where dx̄/dσ̄ = ε̂; rows with s = 0 take the Euler step, which returns x̂_0."""
+    x̄ = x/α, where dx̄/dσ̄ = ε̂. Its Euler step is DDIM's x_s = α_s x̂_0 + σ_s ε̂, which is the whole step for rows
+    with s = 0 (it returns x̂_0) and for rows where α_t = 0 (zero terminal SNR: x̄ is not defined there)."""
+    pred = teacher(x, t)
+    out = ddim_rows(pred, process, s, x)
     a_t, _ = process.alpha_sigma(t, x)
     a_s, _ = process.alpha_sigma(s, x)
-    sig_t, sig_s = sigma_bar(process, t, x), sigma_bar(process, s, x)
-    eps_t = teacher(x, t).eps
-    xbar = x / a_t + (sig_s - sig_t) * eps_t  # Euler
-    inner = s > 0
-    if bool(inner.any()):
-        eps_s = teacher((a_s * xbar)[inner], s[inner]).eps
-        xbar[inner] = (x / a_t)[inner] + (sig_s - sig_t)[inner] * 0.5 * (eps_t[inner] + eps_s)
-    return a_s * xbar
+    heun = (s > 0) & (a_t.reshape(-1) > 0)
+    if bool(heun.any()):  # the trapezoid of dx̄/dσ̄ = ε̂ at both ends
+        sig_t, sig_s = sigma_bar(process, t, x)[heun], sigma_bar(process, s, x)[heun]
+        eps_s = teacher(out[heun], s[heun]).eps
+        out[heun] = a_s[heun] * (x[heun] / a_t[heun] + (sig_s - sig_t) * 0.5 * (pred.eps[heun] + eps_s))
+    return out
 
 
 @torch.no_grad()
