@@ -12,6 +12,8 @@ Layout of a run directory::
     model.safetensors       the weights to sample with (EMA when on), metadata: architecture
     checkpoint.safetensors  weights, optimizer, RNG and loss log for --resume
     loss.csv                step, loss
+    distill.json            a distilled student's teacher (path and config), method, settings and seconds
+                            (difflab.distill; its checkpoint is distill-checkpoint.safetensors)
 
 This module is the format: writing the files (:func:`write_run_files`, :func:`write_loss`), refusing an output that
 is not a run (:func:`check_out`), and reading a finished run back (:func:`load_run`). What fills a run directory,
@@ -52,6 +54,7 @@ FILES = {
     "model": "model.safetensors",
     "checkpoint": "checkpoint.safetensors",
     "loss": "loss.csv",
+    "distill": "distill.json",
 }
 
 

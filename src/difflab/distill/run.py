@@ -39,7 +39,7 @@ from difflab.rundir import FILES, Run, arch_meta, load_run, write_loss
 from difflab.sampling.output import check_writable
 from difflab.weights import load_weights, save_weights
 
-DISTILL_FILE = "distill.json"
+DISTILL_FILE = FILES["distill"]
 CHECKPOINT = "distill-checkpoint.safetensors"
 COPIED = ("data", "train", "heldout")  # the teacher's files the student shares as they are
 # Parameterizations a student keeps from its teacher; any other (ε, the score, the posterior mean) cannot give x̂_0
