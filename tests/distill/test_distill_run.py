@@ -134,6 +134,7 @@ def test_bad_input_is_one_line_and_writes_nothing(teachers, oracle_run, tmp_path
         (["--steps", 3], "power of two"),
         (["--steps", 4, "--teacher-steps", 64], "more than the teacher's T=32"),
         (["--steps", 4, "--teacher-steps", 12], "does not halve"),
+        (["--steps", 32], "must be more than --steps 32"),
         (["--steps", 0], "--steps"),
         (["--method", "magic"], "--method"),
         (["--lr", -1], "--lr"),

@@ -38,10 +38,10 @@ def test_target_lands_one_ddim_step_on_the_teachers_point(process, dim, t, t_end
 
 def test_levels_halve_to_the_students_steps() -> None:
     assert levels(64, 1) == [64, 32, 16, 8, 4, 2, 1]
-    assert levels(8, 8) == [8]
+    assert levels(16, 8) == [16, 8]
     assert default_teacher_steps(100, 4) == 64 and default_teacher_steps(10, 1) == 8
     assert default_teacher_steps(100, 8, cap=16) == 16
-    for bad in [(8, 3), (12, 8), (4, 8)]:
+    for bad in [(8, 3), (12, 8), (4, 8), (8, 8), (12, 4)]:
         with pytest.raises(ConfigError):
             levels(*bad)
 

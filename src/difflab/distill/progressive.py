@@ -34,8 +34,9 @@ def levels(teacher_steps: int, steps: int) -> list[int]:
     if steps < 1 or steps & (steps - 1):
         raise ConfigError(f"--steps {steps}: progressive distillation halves the steps each round, so the student's "
                           "steps must be a power of two (1, 2, 4, 8, …)")
-    if teacher_steps < steps:
-        raise ConfigError(f"--teacher-steps {teacher_steps} must be at least --steps {steps}")
+    if teacher_steps <= steps:
+        raise ConfigError(f"--teacher-steps {teacher_steps} must be more than --steps {steps}: each round halves the "
+                          "teacher's steps")
     n, out = teacher_steps, [teacher_steps]
     while n > steps and n % 2 == 0:
         n //= 2
