@@ -161,7 +161,7 @@ def test_demo_trains_both_recipes_and_reruns(tmp_path, monkeypatch):
     import difflab.config
     import difflab.demo
 
-    tiny = {"data": {"n": 200}, "train": {"steps": 5}, "diffusion": {"T": 10}}
+    tiny = {"data": {"n": 200}, "train": {"steps": 5}, "diffusion": {"T": 20}}
     for name in ("seed", "recommended"):
         monkeypatch.setitem(difflab.config.PRESETS, name, difflab.config._merge(difflab.config.PRESETS[name], tiny))
     monkeypatch.setattr(difflab.demo, "N_EVAL", 100)

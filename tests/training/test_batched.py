@@ -28,7 +28,7 @@ def _one_thread():
         yield
 
 T = 10
-SCHEDULES = ["poly", "linear", "cosine"]
+SCHEDULES = ["poly", "sigmoid", "cosine"]  # (linear at T = 10 clips β on 5 steps: refused)
 PARAMS = ["eps", "x0", "v"]
 
 
@@ -144,7 +144,9 @@ def test_train_many_equals_train_run(tmp_path, train: dict, preset: str) -> None
     """Same seeds, same draws (one generator per member on CPU): each member's run directory matches train_run's,
     for the tutorial's network (hand-written step) and difflab's (torch.func)."""
     model = {"options": MLP} if preset == "recommended" else {}
-    cfgs = [resolve_config(preset, overrides={"data": {"n": 300}, "model": model, "diffusion": {"T": T},
+    # the batched trainers run discrete time (the recommended recipe is continuous: a discrete variant of it)
+    diffusion = {"T": T, "time": "discrete", "schedule": "cosine", "parameterization": "v"}
+    cfgs = [resolve_config(preset, overrides={"data": {"n": 300}, "model": model, "diffusion": diffusion,
                                               "train": {**train, "seed": s, "lr": 1e-2 / (1 + s)}})
             for s in range(2)]
     runs = train_many(cfgs, [tmp_path / f"m{s}" for s in range(2)])
@@ -207,9 +209,11 @@ def test_batch_key_groups_what_can_train_together() -> None:
     assert batch_key(resolve_config("seed", overrides={"diffusion": {"T": 20}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"steps": 10}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"cuda_graph": False}})) != batch_key(base)
-    rec = resolve_config("recommended")
+    assert batch_key(resolve_config("recommended")) is None  # continuous time: trained one by one
+    discrete = {"diffusion": {"time": "discrete", "schedule": "cosine", "parameterization": "v"}}
+    rec = resolve_config("recommended", overrides=discrete)
     assert batch_key(rec) is not None and batch_key(rec) != batch_key(base)
-    wider = resolve_config("recommended", overrides={"model": {"options": {"width": 64}}})
+    wider = resolve_config("recommended", overrides={**discrete, "model": {"options": {"width": 64}}})
     assert batch_key(wider) != batch_key(rec)
     assert batch_key(resolve_config("seed", overrides={"model": {"name": "oracle"}})) is None  # not trained
 
