@@ -12,8 +12,8 @@ from difflab.sample import sample_run, sampling_kwargs
 from difflab.sampling import budgets, make_grid
 from difflab.sampling.budgets import BUDGETS, Choice, calls_for_steps
 
-TINY = {"diffusion": {"T": 32}, "model": {"name": "mlp", "options": {"width": 16, "depth": 1}},
-        "train": {"steps": 20, "batch_size": 64, "warmup": 0}}
+TINY = {"diffusion": {"time": "discrete", "schedule": "linear", "T": 32, "parameterization": "eps"}, "model": {"name": "mlp", "options": {"width": 16, "depth": 1}},
+        "train": {"steps": 20, "batch_size": 64, "warmup": 0}, "sample": {"sampler": "ddpm", "grid": "trailing"}}
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +39,14 @@ def _fits(run, choice: Choice, calls: int) -> bool:
 
 
 def test_a_named_sampler_or_grid_or_the_runs_own_steps_are_kept(run) -> None:
-    assert sampling_kwargs(run, steps=4, sampler="ddpm")["grid"] == "trailing"
+    assert sampling_kwargs(run, steps=4, sampler="ddpm")["grid"] == run.config.sample.grid
     assert sampling_kwargs(run, steps=4, grid="karras")["sampler"] == run.config.sample.sampler
     assert sampling_kwargs(run) == sampling_kwargs(run, steps=None)
     assert sampling_kwargs(run)["sampler"] == run.config.sample.sampler and sampling_kwargs(run)["steps"] is None
     own = resolve_config("recommended", overrides={**TINY, "sample": {"sampler": "ddim", "steps": 8}})
     fixed = type(run)(**{**run.__dict__, "config": own})
-    assert sampling_kwargs(fixed, steps=4) | {"options": None} == {"sampler": "ddim", "steps": 4, "grid": "trailing",
-                                                                   "options": None}
+    assert sampling_kwargs(fixed, steps=4) | {"options": None} == {"sampler": "ddim", "steps": 4,
+                                                                   "grid": own.sample.grid, "options": None}
 
 
 def test_the_next_pair_is_taken_where_the_best_makes_no_grid(run, monkeypatch) -> None:
@@ -57,3 +57,7 @@ def test_the_next_pair_is_taken_where_the_best_makes_no_grid(run, monkeypatch) -
     assert (kw["sampler"], kw["grid"], kw["steps"]) == ("heun", "karras", 10)
     x, _ = sample_run(run, 50, steps=20, device="cpu")
     assert x.shape == (50, 2)
+    # where no measured pair makes the steps, the run's own sampler takes them
+    monkeypatch.setitem(BUDGETS, 20, (Choice("dpm++", "logsnr", 1.0),))
+    assert sampling_kwargs(run, steps=20) | {"options": None} == {
+        "sampler": run.config.sample.sampler, "steps": 20, "grid": run.config.sample.grid, "options": None}

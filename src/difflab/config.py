@@ -98,7 +98,7 @@ class TrainConfig(_Section):
 class SampleConfig(_Section):
     sampler: str = Field("ddpm", description="ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode")
     steps: int | None = Field(None, ge=1, description="jumps K (default T; at most T for discrete time)")
-    grid: Literal["trailing", "linspace", "logsnr", "karras"] = "trailing"
+    grid: Literal["trailing", "linspace", "logsnr", "karras", "karras-trailing"] = "trailing"
     eta: float = Field(0.0, ge=0, description="DDIM noise scale")
     variance: Literal["small", "large", "learned"] | None = Field(
         None, description="ddpm reverse variance (default: learned when the model has it, else small)")

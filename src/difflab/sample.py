@@ -42,13 +42,15 @@ def with_budget(run: Run, over: dict[str, Any]) -> dict[str, Any]:
     """``over`` with the few-step default when it gives ``steps`` alone (no sampler, no grid) and the run's config
     names no steps or sampler options of its own: ``--steps K`` is then K network calls, sampled with the pair
     measured best for that budget that makes a grid on the run's process (:func:`difflab.sampling.budgets.
-    budget_choice`)."""
+    budget_choice`), or with the run's own sampler if none does."""
     own, steps = run.config.sample, over.get("steps")
     if (steps is None or steps < 1 or over.get("sampler") is not None or over.get("grid") is not None
             or own.steps is not None or own.options):
         return over
-    sampler, grid, jumps = budget_choice(int(steps), lambda s, g, k: grid_fits(run, k, g))
-    return {**over, "sampler": sampler, "grid": grid, "steps": jumps}
+    pick = budget_choice(int(steps), lambda s, g, k: grid_fits(run, k, g))
+    if pick is None:  # no measured pair makes that many steps on this schedule: the run's own sampler
+        return over
+    return {**over, "sampler": pick[0], "grid": pick[1], "steps": pick[2]}
 
 
 def grid_fits(run: Run, steps: int, grid: str) -> bool:

@@ -4,16 +4,18 @@ denoiser reproduces the teacher's two-step (and four-step) DDIM map on fresh poi
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from difflab.diffusion import Denoiser, Prediction, get_parameterization
 from difflab.distill.loop import LoopSettings
-from difflab.distill.progressive import Progressive, ddim_target, default_teacher_steps, levels
+from difflab.distill.progressive import Progressive, ddim_target, default_teacher_steps, levels, student_grid
 from difflab.distill.rows import grouped_rows
 from difflab.errors import ConfigError
 from difflab.models import ResMLP
 from difflab.sampling import make_grid, sample_ddim
+from difflab.sampling.grids import KARRAS_RHO
 from helpers import GaussianOracle, continuous, diffusion
 
 
@@ -46,15 +48,28 @@ def test_levels_halve_to_the_students_steps() -> None:
             levels(*bad)
 
 
-@pytest.mark.parametrize("process", [continuous("linear"), diffusion("linear", 100), diffusion("poly", 10)],
-                         ids=["continuous", "discrete", "poly10"])
-def test_every_levels_grid_is_the_samplers_trailing_grid(process) -> None:
-    n0 = default_teacher_steps(process.T, 1)
+@pytest.mark.parametrize("process", [continuous("linear"), continuous("edm"), diffusion("linear", 100),
+                                     diffusion("poly", 10)], ids=["continuous", "edm", "discrete", "poly10"])
+@pytest.mark.parametrize("steps", [1, 4])
+def test_levels_nest_down_to_the_grid_the_student_samples_on(process, steps) -> None:
+    n0 = default_teacher_steps(process.T, steps)
     loop = Progressive(lambda x, t: None, ResMLP(2, 0 if not process.discrete else process.T, width=8, depth=1),
                        process, get_parameterization("v"), torch.zeros(4, 2),
-                       LoopSettings(round_steps=1, batch_size=4, lr=1e-3), steps=1, teacher_steps=n0)
-    for n in loop.levels:
-        assert loop.grid(n).tolist() == make_grid(process, n, "trailing")
+                       LoopSettings(round_steps=1, batch_size=4, lr=1e-3), steps=steps, teacher_steps=n0)
+    for fine, coarse in zip(loop.levels[:-1], loop.levels[1:], strict=True):
+        assert loop.grid(coarse).tolist() == loop.grid(fine).tolist()[::2]
+    assert loop.grid(steps).tolist() == make_grid(process, steps, student_grid(process))
+    times = loop.grid(n0).tolist()
+    assert all(a > b for a, b in zip(times[:-1], times[1:], strict=False)) and times[-1] == 0
+    assert times == make_grid(process, n0, student_grid(process))
+
+
+def test_karras_trailing_grid_is_the_ramp_in_equal_parts_without_its_end() -> None:
+    d = continuous("edm")
+    for K in (1, 2, 8, 64):
+        sig = np.array([d.sigma(t) for t in make_grid(d, K, "karras-trailing")[:-1]])
+        r_max, r_min = 80.0 ** (1 / KARRAS_RHO), 0.002 ** (1 / KARRAS_RHO)
+        np.testing.assert_allclose(sig, (r_max + np.arange(K) / K * (r_min - r_max)) ** KARRAS_RHO, rtol=1e-6)
 
 
 def distill(dim, gaussian_data, *, teacher_steps: int, steps: int, round_steps: int):
@@ -63,20 +78,21 @@ def distill(dim, gaussian_data, *, teacher_steps: int, steps: int, round_steps: 
     torch.manual_seed(0)
     student = ResMLP(dim, 0, width=64, depth=2)
     loop = Progressive(grouped_rows(GaussianOracle(d, mu, s), d), student, d, get_parameterization("v"), x,
-                       LoopSettings(round_steps=round_steps, batch_size=256, lr=3e-3, seed=0), steps=steps,
+                       LoopSettings(round_steps=round_steps, batch_size=256, lr=5e-3, seed=0), steps=steps,
                        teacher_steps=teacher_steps)
     loop.fit()
+    teacher_times, student_times = loop.grid(teacher_steps).tolist(), loop.grid(steps).tolist()
     z = d.alpha_sigma(1.0, x)[0] * x[:1000] + d.alpha_sigma(1.0, x)[1] * torch.randn(1000, dim)  # fresh x_T ~ q_T
-    teacher = sample_ddim(GaussianOracle(d, mu, s), z, d, make_grid(d, teacher_steps, "trailing"))
-    student_map = sample_ddim(Denoiser(student.eval(), d, "v"), z, d, make_grid(d, steps, "trailing"))
+    teacher = sample_ddim(GaussianOracle(d, mu, s), z, d, teacher_times)
+    student_map = sample_ddim(Denoiser(student.eval(), d, "v"), z, d, student_times)
     # the teacher's own map on the student's grid: what the student would be without distillation
-    undistilled = sample_ddim(GaussianOracle(d, mu, s), z, d, make_grid(d, steps, "trailing"))
+    undistilled = sample_ddim(GaussianOracle(d, mu, s), z, d, student_times)
     rel = lambda y: float((y - teacher).pow(2).mean() / teacher.var(0).mean())  # noqa: E731
     return rel(student_map), rel(undistilled)
 
 
 def test_student_one_step_reproduces_the_teachers_two_ddim_steps(dim, gaussian_data) -> None:
-    student, undistilled = distill(dim, gaussian_data, teacher_steps=2, steps=1, round_steps=300)
+    student, undistilled = distill(dim, gaussian_data, teacher_steps=2, steps=1, round_steps=400)
     assert student < 0.05 < undistilled
 
 

@@ -60,13 +60,14 @@ def test_calls_for_steps_counts_the_network_calls(sampler: str, steps: int) -> N
 def test_budget_choice_takes_the_largest_budget_within_the_calls() -> None:
     assert set(BUDGETS) == {1, 2, 4, 10, 20}
     for calls in (1, 2, 3, 4, 9, 10, 19, 20, 50):
-        sampler, grid, steps = budget_choice(calls)
+        sampler, grid, steps = budget_choice(calls) or ("", "", 0)
         first = BUDGETS[max(b for b in BUDGETS if b <= calls)][0]
         assert (sampler, grid) == (first.sampler, first.grid)
         assert calls_for_steps(sampler, steps) <= calls < calls_for_steps(sampler, steps + 1)
     # where the best pair does not fit, the next one is taken
     best = BUDGETS[4][0]
-    picked = budget_choice(4, lambda s, g, k: (s, g) != (best.sampler, best.grid))
+    picked = budget_choice(4, lambda s, g, k: (s, g) != (best.sampler, best.grid)) or ("", "", 0)
     assert picked[:2] == (BUDGETS[4][1].sampler, BUDGETS[4][1].grid)
+    assert budget_choice(4, lambda s, g, k: False) is None
     with pytest.raises(ValueError):
         budget_choice(0)

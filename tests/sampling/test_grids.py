@@ -40,7 +40,8 @@ def test_grid_shape(process: str, kind: str, K: int) -> None:
     try:
         ts = make_grid(d, K, kind)
     except ConfigError as e:
-        assert d.discrete and kind in ("logsnr", "karras") and "repeats steps" in str(e) and "\n" not in str(e)
+        assert d.discrete and kind in ("logsnr", "karras", "karras-trailing") and "repeats steps" in str(e) and (
+            "\n" not in str(e))
         return
     assert len(ts) == K + 1 and ts[0] == d.t_max and ts[-1] == 0
     assert all(a > b for a, b in zip(ts, ts[1:]))

@@ -1,10 +1,10 @@
 """Progressive distillation (Salimans & Ho 2022, Alg. 2): a student learns to take in one DDIM step what its teacher
 takes in two; the student becomes the next round's teacher, so each round halves the steps, N → N/2 → … → K.
 
-Everything runs on the teacher's own process at its own times: the teacher's grid of N jumps is difflab's
-``trailing`` grid (:func:`difflab.sampling.make_grid`; whole steps for a discrete process), and each later level
-is every other time of the level above, so the K-step student is sampled with ``ddim`` on the ``trailing`` grid of K
-steps, exactly the times it was trained at. Per row of a batch: x_0 from the training rows, a student jump t → t''
+Everything runs on the teacher's own process at its own times, on nested grids: each level is every other time of
+the level above, down to the student's own grid of K jumps, which its run records, so it is sampled with ``ddim``
+at exactly the times it was trained at (:func:`student_grid`: ``trailing`` whole steps for a discrete process,
+``karras-trailing`` for a continuous one). Per row of a batch: x_0 from the training rows, a student jump t → t''
 of the current level with its midpoint t' on the teacher's level, z_t = α_t x_0 + σ_t ε, the teacher's two DDIM
 steps z_t → z_t' → z_t'', and the target x̃ that makes one DDIM step from z_t land on z_t'':
 
@@ -64,6 +64,26 @@ def ddim_target(process: Process, z: Tensor, t: Tensor, z_end: Tensor, t_end: Te
     return (z_end - ratio * z) / (a2 - ratio * a)
 
 
+def student_grid(process: Process) -> str:
+    """The grid a progressive student is sampled on: ``trailing`` (whole steps) for a discrete process,
+    ``karras-trailing`` for a continuous one. Both are nested (the grid of K steps is every other time of the grid of
+    2K) and call the network at neither end's extreme: uniform in t would be uniform in σ for EDM's schedule (64 such
+    DDIM steps of the default recipe: W1/floor 10 on moons; 64 Karras steps: 0.95), and ``karras`` spends one of two
+    calls at σ_min (a 2-step student scored worse than a 1-step one)."""
+    return "trailing" if process.discrete else "karras-trailing"
+
+
+def teacher_grid(process: Process, steps: int, teacher_steps: int) -> list:
+    """The teacher's descending times (N + 1,): :func:`student_grid` of N steps, of which every (N/K)th is the
+    student's own grid of K steps (checked: rounding to whole steps could break it)."""
+    kind = student_grid(process)
+    grid = make_grid(process, teacher_steps, kind)
+    if grid[:: teacher_steps // steps] != make_grid(process, steps, kind):
+        raise ConfigError(f"the {kind} grid of {steps} steps is not every {teacher_steps // steps}th time of the "
+                          f"teacher's {teacher_steps}: use another --teacher-steps")
+    return grid
+
+
 class Progressive(RoundLoop):
     """``teacher``: the teacher's denoiser per row; ``student``: a network initialised from the teacher's weights,
     read through ``param``; ``x``: the training rows, scaled. ``teacher_steps`` → … → ``steps``."""
@@ -78,13 +98,8 @@ class Progressive(RoundLoop):
         self.original = self.teacher = teacher
         self.teacher_net: nn.Module | None = None
         self.student_fn = network_rows(student, process, param)
-        # whole steps as integers for a discrete process: its tables, as the samplers read them
-        self.grid0 = torch.tensor(make_grid(process, teacher_steps, "trailing"), device=self.device,
+        self.grid0 = torch.tensor(teacher_grid(process, steps, teacher_steps), device=self.device,
                                   dtype=torch.long if process.discrete else torch.float64)
-        final = make_grid(process, steps, "trailing")
-        if self.grid(steps).tolist() != final:  # the student is sampled on this grid
-            raise ConfigError(f"the trailing grid of {steps} steps is not every {teacher_steps // steps}th time of "
-                              f"the teacher's {teacher_steps}: use --teacher-steps {steps}·2^r")
 
     def grid(self, n: int) -> Tensor:
         """The descending times (n + 1,) of level n: every (N/n)th time of the teacher's grid."""

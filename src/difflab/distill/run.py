@@ -2,7 +2,7 @@
 
 The student's directory is an ordinary run (``difflab sample``, ``evaluate``, ``plot`` and ``report`` read it): the
 teacher's data files and process, a config whose ``[sample]`` section is the student's own sampler (``ddim`` on the
-trailing grid of K steps for progressive distillation, ``consistency`` for consistency distillation) and whose
+grid of K steps it was trained on for progressive distillation, ``consistency`` for consistency distillation) and whose
 parameterization is the student's, ``model.safetensors``, ``loss.csv``, and ``distill.json``: the teacher's path and
 config, the method, the settings and the time spent. ``distill-checkpoint.safetensors`` (student, optimizer, RNG,
 round and step; the round's teacher or the EMA target) is written every ``checkpoint_every`` steps and at the end of
@@ -29,7 +29,7 @@ from difflab.config import RunConfig
 from difflab.diffusion import get_parameterization
 from difflab.distill.consistency import Consistency
 from difflab.distill.loop import LoopSettings, RoundLoop
-from difflab.distill.progressive import Progressive, default_teacher_steps, levels
+from difflab.distill.progressive import Progressive, default_teacher_steps, levels, student_grid
 from difflab.distill.rows import network_rows
 from difflab.distill.settings import CONSISTENCY_GRID, DEVICES, DistillSettings, make_settings
 from difflab.errors import ConfigError, DifflabError, RunDirError
@@ -74,17 +74,17 @@ def check_teacher(run: Run, settings: DistillSettings) -> int:
     return n
 
 
-def student_config(teacher: RunConfig, settings: DistillSettings) -> RunConfig:
+def student_config(teacher: Run, settings: DistillSettings) -> RunConfig:
     """The teacher's config with the student's parameterization, fixed variances and its own sampler."""
-    d = teacher.diffusion
+    d = teacher.config.diffusion
     if settings.method == "consistency":
-        param, sample = "edm", {"sampler": "consistency", "grid": CONSISTENCY_GRID}
+        param, sample = "edm", {"sampler": "consistency", "grid": CONSISTENCY_GRID[teacher.diffusion.discrete]}
     else:
-        param, sample = (d.parameterization if d.parameterization in KEEPS else "v"), {"sampler": "ddim",
-                                                                                      "grid": "trailing"}
-    return teacher.model_copy(update={
+        param = d.parameterization if d.parameterization in KEEPS else "v"
+        sample = {"sampler": "ddim", "grid": student_grid(teacher.diffusion)}
+    return teacher.config.model_copy(update={
         "diffusion": d.model_copy(update={"parameterization": param, "variance": "fixed"}),
-        "sample": teacher.sample.model_copy(update={**sample, "steps": settings.steps, "eta": 0.0, "variance": None,
+        "sample": teacher.config.sample.model_copy(update={**sample, "steps": settings.steps, "eta": 0.0, "variance": None,
                                                     "options": {}}),
     })
 
@@ -174,7 +174,7 @@ def distill_run(teacher_dir: str | Path, out: str | Path, settings: DistillSetti
             raise ConfigError(f"{out}: was distilled from {was} with other settings; resume with the same teacher and "
                               "options")
     n_teacher = check_teacher(teacher, settings)
-    cfg = student_config(teacher.config, settings)
+    cfg = student_config(teacher, settings)
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
         loop = make_loop(teacher, student_network(teacher, cfg), cfg, settings, n_teacher, dev)

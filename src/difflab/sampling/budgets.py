@@ -3,8 +3,8 @@ distillation.
 
 ``difflab sample RUN --steps K`` (and ``evaluate``) with no ``--sampler`` or ``--grid`` reads K as a budget of K
 network calls and samples with the best pair of the largest budget in :data:`BUDGETS` that is at most K (the next
-best where the first cannot make a grid of that many distinct steps on the run's process), taking as many jumps as
-fit in K calls (Heun's method calls the network twice per jump, once into t = 0, so K calls buy ⌈K/2⌉
+best where the first cannot make a grid of that many distinct steps on the run's process; the run's own sampler
+where none can), taking as many jumps as fit in K calls (Heun's method calls the network twice per jump, once into t = 0, so K calls buy ⌈K/2⌉
 jumps). This applies to runs whose config leaves ``[sample] steps`` unset (every preset): a run that records its own
 few-step sampler (a distilled student, a config with ``steps``) keeps it.
 
@@ -56,12 +56,12 @@ def calls_for_steps(sampler: str, steps: int) -> int:
 
 
 def budget_choice(calls: int, fits: Callable[[str, str, int], bool] = lambda sampler, grid, steps: True
-                  ) -> tuple[str, str, int]:
+                  ) -> tuple[str, str, int] | None:
     """(sampler, grid, steps) for a budget of ``calls`` network calls: the first pair of the largest budget in
-    :data:`BUDGETS` at most ``calls`` for which ``fits(sampler, grid, steps)``, with as many jumps as fit (the last
-    pair if none does: its error then says why)."""
+    :data:`BUDGETS` at most ``calls`` for which ``fits(sampler, grid, steps)``, with as many jumps as fit; None if
+    no pair fits."""
     if calls < 1:
         raise ValueError(f"a budget of {calls} network calls")
     choices = BUDGETS[max(b for b in BUDGETS if b <= calls)]
     picks = [(c.sampler, c.grid, steps_for_calls(c.sampler, calls)) for c in choices]
-    return next((p for p in picks if fits(*p)), picks[-1])
+    return next((p for p in picks if fits(*p)), None)

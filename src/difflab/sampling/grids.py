@@ -76,6 +76,16 @@ def karras(d: Process, K: int) -> np.ndarray:
     return _from_log_snr(d, -2.0 * np.log(sigmas))
 
 
+@register("karras-trailing", "Karras et al.'s ramp in K equal parts from σ_max, spaced like trailing: σ_i^{1/ρ} = "
+          "σ_max^{1/ρ} + i/K (σ_min^{1/ρ} − σ_max^{1/ρ}), i = 0..K−1, ρ = 7; no call at σ_min, and each grid is every "
+          "other time of the one twice as long (progressive distillation's grid)")
+def karras_trailing(d: Process, K: int) -> np.ndarray:
+    lo, hi = _lam_range(d)
+    r_max, r_min = math.exp(-lo / 2) ** (1 / KARRAS_RHO), math.exp(-hi / 2) ** (1 / KARRAS_RHO)  # σ^{1/ρ}
+    r = r_max + np.arange(K) / K * (r_min - r_max)
+    return _from_log_snr(d, -2.0 * KARRAS_RHO * np.log(r))  # λ = −2 ln σ
+
+
 def make_grid(d: Process, steps: int | None = None, kind: str = "trailing") -> list[Time]:
     """Times ``[t_max, ..., t_K, 0]``: K = ``steps`` model calls (default: the process's T)."""
     K = d.T if steps is None else int(steps)
