@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,14 @@ from difflab.io import read_json, write_json  # noqa: E402
 from difflab.pipeline import train_run  # noqa: E402
 from difflab.rundir import Run, load_run  # noqa: E402
 from difflab.sample import sample_run  # noqa: E402
+from difflab.sampling import GRIDS as ALL_GRIDS  # noqa: E402
 from difflab.sampling import make_grid  # noqa: E402
 from difflab.sampling.budgets import calls_for_steps, steps_for_calls  # noqa: E402
 from quality import METRICS, N_EVAL, N_SAMPLES, REPEATS, standardiser  # noqa: E402
 
 CALLS = [1, 2, 4, 10, 20, 100]
-SAMPLERS = ["ddpm", "ddim", "dpm++", "dpm++-sde", "heun", "heun-sde"]
-GRIDS = ["trailing", "linspace", "logsnr", "karras"]
+SAMPLERS = ["ddpm", "ddim", "dpm++", "dpm++-sde", "heun", "heun-sde"]  # all but the adaptive ode and consistency
+GRIDS = list(ALL_GRIDS)
 METHODS = ["samplers", "progressive", "consistency"]
 THROUGHPUT_N = 100_000
 
@@ -93,10 +95,13 @@ def measure(run: Run, scorer: Scorer, seed: int, **sampling: Any) -> dict[str, A
     return {"sample_s": time.perf_counter() - start, **scorer(x)}
 
 
-def sampler_rows(run: Run, scorer: Scorer, seed: int) -> list[dict[str, Any]]:
-    rows = []
+def sampler_rows(run: Run, scorer: Scorer, seed: int, done: set[str]) -> Iterator[list[dict[str, Any]]]:
+    """The rows of each sampler × grid not in ``done`` (methods already measured), one pair at a time."""
     for sampler in SAMPLERS:
         for grid in GRIDS:
+            if f"{sampler} · {grid}" in done:
+                continue
+            rows = []
             for calls in CALLS:
                 steps = steps_for_calls(sampler, calls)
                 try:
@@ -106,7 +111,7 @@ def sampler_rows(run: Run, scorer: Scorer, seed: int) -> list[dict[str, Any]]:
                 r = measure(run, scorer, seed, sampler=sampler, grid=grid, steps=steps)
                 rows.append({"method": f"{sampler} · {grid}", "calls": calls,
                              "used": calls_for_steps(sampler, steps), **r})
-    return rows
+            yield rows
 
 
 PD_STEPS = [1, 2, 4, 8]  # a progressive student per K (each its own chain from 64 teacher steps)
@@ -132,14 +137,17 @@ def progressive_rows(run: Run, scorer: Scorer, seed: int, folder: Path) -> tuple
     return rows, seconds
 
 
-def consistency_rows(run: Run, scorer: Scorer, seed: int, folder: Path) -> tuple[list[dict[str, Any]], float]:
-    """Rows of one consistency student sampled with 1..100 calls on every grid."""
+def consistency_rows(run: Run, scorer: Scorer, seed: int, folder: Path, done: set[str]
+                     ) -> tuple[list[dict[str, Any]], float]:
+    """Rows of one consistency student sampled with 1..100 calls on every grid not in ``done``."""
     out = folder / "student"
     if not (out / "model.safetensors").exists():
         distill_run(run.path, out, make_settings({"method": "consistency", "steps": 1, "seed": seed}), progress=False)
     student = load_run(out)
     rows = []
     for grid in GRIDS:
+        if f"consistency · {grid}" in done:
+            continue
         for calls in CALLS:
             try:
                 make_grid(run.diffusion, calls, grid)
@@ -151,8 +159,12 @@ def consistency_rows(run: Run, scorer: Scorer, seed: int, folder: Path) -> tuple
 
 
 def throughput(run: Run, folder: Path) -> dict[str, float]:
-    """Points per second of 100 000 samples: the recipe's sampler (its 100+ calls) against 4 calls of each method."""
-    runs = {"recipe": (run, {}), "few-step default (4 calls)": (run, {"steps": 4})}
+    """Points per second of 100 000 samples: the recipe's sampler (all its calls, and 100) against 4 calls of each
+    method."""
+    own = run.config.sample
+    runs = {"recipe": (run, {}), "recipe's sampler at 100 calls": (run, {"sampler": own.sampler, "grid": own.grid,
+                                                                          "steps": 100}),
+            "few-step default (4 calls)": (run, {"steps": 4})}
     if (folder / "progressive" / "student-4").exists():
         runs["progressive (4 calls)"] = (load_run(folder / "progressive" / "student-4"), {})
     if (folder / "consistency" / "student").exists():
@@ -187,19 +199,24 @@ def main() -> None:
             timing = results["times"].setdefault(f"{toy}-{seed}", {"toy": toy, "seed": seed})
             timing["teacher_s"] = run.seconds
             for method in methods:
-                if any(r["toy"] == toy and r["seed"] == seed and r["family"] == method for r in results["rows"]):
-                    continue
+                done = {r["method"] for r in results["rows"]
+                        if r["toy"] == toy and r["seed"] == seed and r["family"] == method}
                 if method == "samplers":
-                    rows = sampler_rows(run, scorer, seed)
+                    parts: Iterable[list[dict[str, Any]]] = sampler_rows(run, scorer, seed, done)
+                elif method == "progressive":
+                    if done:
+                        continue
+                    rows, timing["progressive_s"] = progressive_rows(run, scorer, seed, folder / method)
+                    parts = [rows]
                 else:
-                    fn = progressive_rows if method == "progressive" else consistency_rows
-                    rows, seconds = fn(run, scorer, seed, folder / method)
-                    timing[f"{method}_s"] = seconds
-                results["rows"] += [{"toy": toy, "seed": seed, "family": method, **r} for r in rows]
-                for r in rows:
-                    print(f"  {toy} s{seed} {r['method']} {r['calls']} calls: " +
-                          ", ".join(f"{m} {r[m]:.2f}" for m in METRICS), flush=True)
-                write_json(store, results)
+                    rows, timing["consistency_s"] = consistency_rows(run, scorer, seed, folder / method, done)
+                    parts = [rows]
+                for rows in parts:  # saved as they come: an interrupted run loses one pair at most
+                    results["rows"] += [{"toy": toy, "seed": seed, "family": method, **r} for r in rows]
+                    for r in rows:
+                        print(f"  {toy} s{seed} {r['method']} {r['calls']} calls: " +
+                              ", ".join(f"{m} {r[m]:.2f}" for m in METRICS), flush=True)
+                    write_json(store, results)
             if toy == toys[0] and seed == seeds[0] and not results["throughput"]:
                 results["throughput"] = {"toy": toy, **throughput(run, folder)}
                 write_json(store, results)

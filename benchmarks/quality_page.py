@@ -3,6 +3,7 @@
 the adaptive probability-flow ODE against the ancestral sampler on moons. One command regenerates the page:
 
     .venv/bin/python benchmarks/quality_page.py --page docs/quality.md [--seeds 0,1,2] [--toys ...] [--json rows.json]
+        [--work runs/quality] [--no-best]
 
 ``--from-json rows.json`` redraws the page from saved rows without running anything. The page's few-step section
 (between ``<!-- few-step:start -->`` and ``<!-- few-step:end -->``, written by benchmarks/few_step.py) is kept.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -114,12 +116,44 @@ def page(rows: list[dict[str, Any]], old: str, seeds: list[int]) -> str:
     return "\n".join(text)
 
 
+def jobs(toys: list[str], seeds: list[int], best: bool) -> list[tuple[str, str, dict[str, Any], str, int, list]]:
+    """(name, preset, overrides, toy, seed, samplings) of every run on the page; the recommended moons runs are also
+    sampled by the adaptive PF-ODE."""
+    out = []
+    for name, recipe, over in [("baseline", "recommended", BASELINE), ("recommended", "recommended", {}),
+                               *([("best", "best", {})] if best and "best" in PRESETS else [])]:
+        for toy in toys:
+            for seed in seeds:
+                ode = name == "recommended" and toy == "moons"
+                out.append((name, recipe, over, toy, seed, [{}, {"sampler": "ode"}] if ode else [{}]))
+    return out
+
+
+def measure_all(toys: list[str], seeds: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    done = {(r["recipe"], r["toy"], r["seed"]) for r in rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        for name, recipe, over, toy, seed, samplings in jobs(toys, seeds, not args.no_best):
+            if (name, toy, seed) in done:
+                continue
+            shutil.rmtree(work / f"{name}-{toy}-{seed}", ignore_errors=True)  # a run whose rows were not saved
+            rows += run_recipe(name, recipe, over, [toy], [seed], samplings, work)
+            if args.json:
+                with atomic_open(args.json, "w", encoding="utf-8") as f:
+                    f.write(json.dumps(rows, indent=1))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--page", type=Path, default=Path("docs/quality.md"))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--toys", default=",".join(TOYS))
-    ap.add_argument("--json", type=Path, help="also save the rows")
+    ap.add_argument("--json", type=Path, help="also save the rows, after each run; rows already there are kept and "
+                    "not measured again (an interrupted page continues)")
+    ap.add_argument("--work", type=Path, help="keep the trained runs here (default: a temporary folder); "
+                    "benchmarks/few_step.py can take the recommended seed-0 runs as its teachers")
     ap.add_argument("--from-json", type=Path, help="redraw the page from saved rows")
     ap.add_argument("--no-best", action="store_true", help="leave out --preset best")
     args = ap.parse_args()
@@ -127,16 +161,7 @@ def main() -> None:
     if args.from_json:
         rows = json.loads(args.from_json.read_text())
     else:
-        rows = []
-        with tempfile.TemporaryDirectory() as tmp:
-            rows += run_recipe("baseline", "recommended", BASELINE, toys, seeds, [{}], Path(tmp))
-            rows += run_recipe("recommended", "recommended", {}, toys, seeds, [{}], Path(tmp))
-            if "moons" in toys:
-                rows += run_recipe("recommended", "recommended", {}, ["moons"], seeds, [{"sampler": "ode"}], Path(tmp))
-            if not args.no_best and "best" in PRESETS:
-                rows += run_recipe("best", "best", {}, toys, seeds, [{}], Path(tmp))
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=1))
+        rows = measure_all(toys, seeds, args)
     old = args.page.read_text(encoding="utf-8") if args.page.exists() else ""
     with atomic_open(args.page, "w", encoding="utf-8") as f:
         f.write(page(rows, old, seeds))

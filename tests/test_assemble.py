@@ -40,7 +40,9 @@ def _cfg(**sections: dict) -> object:
     ({"diffusion": {"zero_terminal_snr": True, "parameterization": "v"}, "sample": {"sampler": "ode"}}, "σ = ∞"),
     ({"sample": {"variance": "learned"}}, "learned-range"),
     ({"sample": {"sampler": "heun", "options": {"eta": 1.0}}}, "no option 'eta'"),
-    ({"model": {"name": "oracle-empirical", "options": {}}, "diffusion": {"parameterization": "v"}}, "exact denoiser"),
+    ({"model": {"name": "oracle-empirical", "options": {}}, "diffusion": {"time": "discrete", "schedule": "cosine",
+                                                                         "variance": "learned-range"}},
+     "exact denoiser"),
 ])
 def test_impossible_combinations_are_refused_with_the_reason(sections: dict, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
@@ -125,7 +127,8 @@ def test_cli_rejects_bad_options(continuous_run: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("param", ["mean", "score"])
 def test_learned_variances_and_new_parameterizations_run_end_to_end(tmp_path: Path, param: str) -> None:
-    cfg = _cfg(diffusion={"schedule": "linear", "T": 20, "parameterization": param, "variance": "learned-range"},
+    cfg = _cfg(diffusion={"time": "discrete", "schedule": "linear", "T": 20, "parameterization": param,
+                          "variance": "learned-range"},
                train={"vlb_sampling": "importance", "steps": 60})
     run = train_run(cfg, tmp_path / param, progress=False)
     loaded = load_run(tmp_path / param)

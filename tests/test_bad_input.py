@@ -83,7 +83,7 @@ CASES = [
     ("unknown-schedule", "train --schedule wavy --out new", ["unknown schedule 'wavy'", "cosine"]),
     ("unknown-model", "train --model huge --out new", ["unknown model 'huge'", "mlp"]),
     ("unknown-scaler", "train --scaler log --out new", ["--scaler", "minmax"]),
-    ("unknown-preset", "train --preset best --out new", ["--preset", "unknown preset 'best'"]),
+    ("unknown-preset", "train --preset fastest --out new", ["--preset", "unknown preset 'fastest'"]),
     ("unknown-sampler", "sample run2 --sampler euler --out s.csv", ["unknown sampler 'euler'", "ddim"]),
     ("unknown-kind", "plot run2 --kind heatmap --out figs", ["unknown figure kind 'heatmap'"]),
     ("field-needs-2d", "plot run3 --kind field --out figs", ["--kind field", "D = 3"]),

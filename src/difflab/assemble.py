@@ -23,7 +23,7 @@ from difflab.diffusion import (
     get_parameterization,
     make_schedule,
 )
-from difflab.diffusion.schedules import MAX_BETA
+from difflab.diffusion.schedules import MAX_BETA, SCHEDULES
 from difflab.errors import ConfigError, UnworkableConfig
 from difflab.models import MODELS, build_model
 from difflab.sampling import GRIDS, SAMPLERS, check_options
@@ -42,6 +42,9 @@ def build_process(cfg: RunConfig, *, warn: bool = True) -> Process:
     """The forward process of ``cfg.diffusion``: T discrete steps, or continuous time."""
     d = cfg.diffusion
     if d.time == "continuous":
+        if d.schedule not in CONTINUOUS and d.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule '{d.schedule}'; choose one of: {', '.join(CONTINUOUS)} (continuous "
+                              f"time) or {', '.join(SCHEDULES)} (with time = 'discrete')")
         if d.schedule not in CONTINUOUS:
             raise ConfigError(f"schedule '{d.schedule}' has no continuous-time form; with time = 'continuous' use "
                               f"one of: {', '.join(CONTINUOUS)} (or time = 'discrete')")
@@ -110,8 +113,10 @@ def check_config(cfg: RunConfig) -> None:
                           "--condition COLUMN)")
     if process.discrete:
         check_schedule(process)
-    if is_oracle(m.name) and (d.parameterization != "eps" or d.variance != "fixed"):
-        raise UnworkableConfig(f"model '{m.name}' is an exact denoiser: it needs --parameterization eps and fixed variances")
+    if is_oracle(m.name) and d.variance != "fixed":
+        # (any parameterization: the denoiser asks an oracle for E[ε | x_t] and E[x_0 | x_t] directly)
+        raise UnworkableConfig(f"model '{m.name}' is an exact denoiser: it has no variances to learn; use --variance "
+                               "fixed")
     if d.zero_terminal_snr and d.parameterization in NEEDS_SIGNAL:
         raise UnworkableConfig(f"zero terminal SNR makes ᾱ_T = 0, where '{d.parameterization}'-prediction cannot give x_0 "
                           "(x_T holds nothing of it; x̂_0 = (x_T − σ ε̂)/0): use --parameterization v, x0 or edm "

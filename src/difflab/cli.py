@@ -170,7 +170,8 @@ def train(
     out: Annotated[Path, Opt("--out", "-o", help="Run directory to create (new or empty), or to continue with "
                              "--resume.")],
     preset: Annotated[str | None, Opt(help="Starting recipe: 'seed' = the tutorial's recipe exactly; "
-                                      "'recommended' (default) = difflab's.")] = None,
+                                      "'recommended' (default) = difflab's (EDM, continuous time); 'best' = the same "
+                                      "trained 4x longer; 'table' = for numeric and mixed tables.")] = None,
     config: Annotated[Path | None, Opt("--config", help="TOML config on top of the preset, with tables data, "
                                        "diffusion, model, train, sample.")] = None,
     data: Annotated[str | None, Opt(help="Toy dataset, sklearn:NAME (see `difflab datasets`) or a "

@@ -88,7 +88,7 @@ def test_toy_run_table_memorisation_elbo_and_json(oracle_run: Path, tmp_path: Pa
     e = rep["elbo"]
     assert e["n"] == 500 and e["dim"] == 2
     assert e["gap"] == pytest.approx(e["nats_per_dim"] - e["true_nll"])
-    # the exact denoiser's bound is a little above the true NLL of the same points (T = 100, cosine)
+    # the exact denoiser's bound is a little above the true NLL of the same points (the default process, 200 jumps)
     assert -4 * e["stderr"] < e["gap"] < 0.3
     assert math.isclose(e["bits_per_dim"], e["nats_per_dim"] / math.log(2))
 

@@ -198,12 +198,14 @@ def test_runs_save_the_buffers_shapes_and_reload(tmp_path) -> None:
         assert isinstance(build_model(name, 2, 10, **{key: 3}), MODELS[name])
 
 
-def test_oracle_needs_a_mixture_and_eps(tmp_path) -> None:
+def test_oracle_needs_a_mixture_and_fixed_variances(tmp_path) -> None:
     cfg = resolve_config(overrides={"model": {"name": "oracle"}, "data": {"source": "moons"}})
     with pytest.raises(ConfigError, match="oracle-empirical"):
         train_run(cfg, tmp_path / "moons", progress=False)
     assert not (tmp_path / "moons").exists()
     cfg = resolve_config(overrides={"model": {"name": "oracle"}, "data": {"source": "blobs"},
-                                    "diffusion": {"parameterization": "v"}})
-    with pytest.raises(ConfigError, match="parameterization eps"):
+                                    "diffusion": {"time": "discrete", "schedule": "cosine", "T": 50,
+                                                  "variance": "learned-range"}})
+    with pytest.raises(ConfigError, match="no variances to learn"):
         train_run(cfg, tmp_path / "v", progress=False)
+    assert not (tmp_path / "v").exists()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from difflab.diffusion import ContinuousDiffusion, GaussianDiffusion, make_schedule
-from difflab.errors import ConfigError
 from difflab.sampling import GRIDS, make_grid
+from difflab.sampling.grids import distinct_steps
 
 
 def ab_linear_vp(t: float) -> float:
@@ -34,15 +34,10 @@ GRID_PROCESSES = {
 @pytest.mark.parametrize("process", list(GRID_PROCESSES))
 def test_grid_shape(process: str, kind: str, K: int) -> None:
     """Every grid starts at t_max, falls strictly, ends at 0 after K jumps; discrete grids are whole steps in
-    1..T, continuous ones lie in [t_min, 1]. A discrete grid that is uniform in another variable may be refused
-    (two times rounding to one step), with a one-line ConfigError; a continuous one never is."""
+    1..T, continuous ones lie in [t_min, 1]. No grid refuses a K ≤ T: a discrete grid uniform in another variable
+    has its collisions moved apart (:func:`distinct_steps`)."""
     d = GRID_PROCESSES[process]()
-    try:
-        ts = make_grid(d, K, kind)
-    except ConfigError as e:
-        assert d.discrete and kind in ("logsnr", "karras", "karras-trailing") and "repeats steps" in str(e) and (
-            "\n" not in str(e))
-        return
+    ts = make_grid(d, K, kind)
     assert len(ts) == K + 1 and ts[0] == d.t_max and ts[-1] == 0
     assert all(a > b for a, b in zip(ts, ts[1:]))
     inner = ts[:-1]
@@ -50,6 +45,29 @@ def test_grid_shape(process: str, kind: str, K: int) -> None:
         assert all(type(t) is int and 1 <= t <= d.T for t in inner)
     else:
         assert all(isinstance(t, float) and d.t_min - 1e-12 <= t <= 1.0 for t in inner)
+
+
+@pytest.mark.parametrize(("rounded", "T", "expected"), [
+    ([10, 6, 3, 1, 1, 1], 10, [10, 6, 4, 3, 2, 1]),    # piled at the small end: pushed up, one step apart
+    ([10, 9, 9, 9, 2], 10, [10, 9, 8, 7, 2]),           # piled in the middle: the later ones move down
+    ([10, 10, 10, 1], 10, [10, 9, 8, 1]),               # piled at T
+    ([5, 4, 3, 2, 1], 5, [5, 4, 3, 2, 1]),              # K = T: every step
+    ([1000, 500, 100, 1], 1000, [1000, 500, 100, 1]),   # already distinct: unchanged
+])
+def test_distinct_steps_moves_only_the_collisions(rounded: list[int], T: int, expected: list[int]) -> None:
+    assert list(distinct_steps(np.array(rounded), T)) == expected
+
+
+@pytest.mark.parametrize("K", [2, 5, 9, 10])
+@pytest.mark.parametrize("kind", ["logsnr", "karras", "karras-trailing"])
+def test_short_discrete_schedule_gets_distinct_steps(kind: str, K: int) -> None:
+    """The tutorial's T = 10: a grid dense near t = 0 rounds many times onto steps 1 and 2; it still makes K calls
+    at distinct steps, and K = T is every step."""
+    d = GaussianDiffusion(make_schedule("poly", 10))
+    ts = make_grid(d, K, kind)[:-1]
+    assert len(set(ts)) == K and ts[0] == 10 and min(ts) >= 1
+    if K == 10:
+        assert ts == list(range(10, 0, -1))
 
 
 def test_discrete_karras_and_logsnr_grids_exist_for_few_steps() -> None:

@@ -8,11 +8,12 @@ x̂_0 of difflab's ``edm`` parameterization (Karras et al. 2022, Table 1), so th
 preconditioned network of the teacher's architecture, initialised from the teacher's weights, and its run directory
 needs nothing new to be loaded.
 
-Training pairs: a descending grid t_N = t_max > … > t_2 = t_min > t_1 = 0 (Karras et al.'s ρ = 7 spacing in σ̄,
-Song et al.'s choice); per row x_0 from the training rows, an interval n, x_{t_{n+1}} = α x_0 + σ ε, one step of the
-teacher's ODE solver (Heun, as in the paper, or DDIM) to x̂_{t_n}, and the loss ‖f_θ(x_{t_{n+1}}, t_{n+1}) −
-f_θ⁻(x̂_{t_n}, t_n)‖² (squared L2, λ = 1), where θ⁻ ← μ θ⁻ + (1 − μ) θ is the EMA target network. On the last interval
-the target is the teacher's own x̂_0 (f(·, 0) is the identity). The target network θ⁻ is the model saved.
+Training pairs: intervals (t_{n+1}, t_n) of N jumps spaced as Karras et al.'s ρ = 7 ramp in σ̄ from σ̄(t_max) down
+past σ̄(t_min) to 0 (Song et al.'s discretisation), each placed anywhere along the ramp (:func:`karras_pairs`); per
+row x_0 from the training rows, an interval, x_{t_{n+1}} = α x_0 + σ ε, one step of the teacher's ODE solver (Heun,
+as in the paper, or DDIM) to x̂_{t_n}, and the loss ‖f_θ(x_{t_{n+1}}, t_{n+1}) − f_θ⁻(x̂_{t_n}, t_n)‖² (squared L2,
+λ = 1), where θ⁻ ← μ θ⁻ + (1 − μ) θ is the EMA target network. On intervals that end at 0 the target is the
+teacher's own x̂_0 (f(·, 0) is the identity). The target network θ⁻ is the model saved.
 """
 
 from __future__ import annotations

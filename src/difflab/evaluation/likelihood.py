@@ -10,8 +10,9 @@ the posterior mean of q(x_{t−1} | x_t, x_0) (Ho et al. 2020, eq. 7) evaluated 
 is an upper bound on −log p_θ(x_0). Every KL is between Gaussians and computed in closed form; only x_t is sampled,
 one draw per step t (and per ``n_noise`` repeat), so the estimate is unbiased for L and the sum over all T steps is
 exact, not importance-sampled. The same bound holds for any grid of jumps t → s (the model that samples on that
-grid): a continuous-time model's bound is taken on T jumps uniform in t from 1 to t_min (:func:`elbo_grid`), whose
-last jump is the decoder. With learned variances (Nichol & Dhariwal 2021) σ² is the network's.
+grid): a continuous-time model's bound is taken on T jumps uniform in log-SNR from t_max to t_min
+(:func:`elbo_grid`; the bound's integrand is smooth in log-SNR, Kingma et al. 2021, "Variational Diffusion Models",
+eq. 17), whose last jump is the decoder. With learned variances (Nichol & Dhariwal 2021) σ² is the network's.
 
 Reverse variance σ_t² for t ≥ 2: ``"small"`` is the posterior's β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t), ``"large"`` is
 β_t (Ho et al. 2020, §3.2), matching the two choices of the ddpm sampler. For the likelihood the default is
@@ -128,8 +129,10 @@ def decoder_nll(d: Process, x0: Tensor, x0_hat: Tensor, t: Time | None = None, *
 
 def elbo_grid(d: Process, steps: int | None = None) -> list[Time]:
     """The times of the bound: every step T..1 of a discrete process (or ``steps`` of them, trailing), and for a
-    continuous one ``steps`` (default T) jumps uniform in t from 1 to t_min; then 0."""
-    return make_grid(d, steps, "trailing" if d.discrete else "linspace")
+    continuous one ``steps`` (default T) jumps uniform in log-SNR from t_max to t_min; then 0. (Uniform in t would
+    put a single jump from σ ≈ 0.4 down to σ_min = 0.002 on EDM's σ(t) = t with T = 200: a bound 0.6 nats/dim looser
+    for the exact denoiser of 8gaussians.)"""
+    return make_grid(d, steps, "trailing" if d.discrete else "logsnr")
 
 
 def elbo_terms(

@@ -86,6 +86,20 @@ def karras_trailing(d: Process, K: int) -> np.ndarray:
     return _from_log_snr(d, -2.0 * KARRAS_RHO * np.log(r))  # λ = −2 ln σ
 
 
+def distinct_steps(ts: np.ndarray, T: int) -> np.ndarray:
+    """Whole steps from a rounded grid, made strictly decreasing from T with the fewest moves: where rounding put two
+    times on one step (a grid dense in σ near t = 0 on a short schedule) each is pushed to the next free step, up
+    from the small end, then down from T. Possible whenever K ≤ T."""
+    ts = np.asarray(ts, dtype=np.int64).copy()
+    ts[0] = T
+    for i in range(len(ts) - 2, -1, -1):
+        ts[i] = max(ts[i], ts[i + 1] + 1)
+    ts[0] = T
+    for i in range(1, len(ts)):
+        ts[i] = min(ts[i], ts[i - 1] - 1)
+    return ts
+
+
 def make_grid(d: Process, steps: int | None = None, kind: str = "trailing") -> list[Time]:
     """Times ``[t_max, ..., t_K, 0]``: K = ``steps`` model calls (default: the process's T)."""
     K = d.T if steps is None else int(steps)
@@ -95,6 +109,8 @@ def make_grid(d: Process, steps: int | None = None, kind: str = "trailing") -> l
         bound = f"between 1 and T={d.T}" if d.discrete else "at least 1"
         raise ConfigError(f"sampling steps must be {bound}, got {K}")
     ts = GRIDS[kind](d, K)
+    if d.discrete:
+        ts = distinct_steps(ts, d.T)
     if len(np.unique(ts)) != K or ts[0] != d.t_max or np.any(np.diff(ts) >= 0):
         raise ConfigError(f"time grid '{kind}' with {K} steps of T={d.T} repeats steps; use another --steps or grid")
     cast = int if d.discrete else float
