@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import difflab.sample as sample_module
 from difflab.config import resolve_config
 from difflab.errors import ConfigError
 from difflab.pipeline import train_run
@@ -50,11 +51,13 @@ def test_a_named_sampler_or_grid_or_the_runs_own_steps_are_kept(run) -> None:
 
 
 def test_the_next_pair_is_taken_where_the_best_makes_no_grid(run, monkeypatch) -> None:
-    with pytest.raises(ConfigError):
-        make_grid(run.diffusion, 20, "logsnr")  # repeats whole steps of T = 32
+    """Every grid now makes any K ≤ T distinct steps (discrete collisions are moved apart), so a pair that cannot
+    is simulated: the logsnr grid is made to refuse."""
+    real = sample_module.grid_fits
+    monkeypatch.setattr(sample_module, "grid_fits", lambda r, k, g: g != "logsnr" and real(r, k, g))
     monkeypatch.setitem(BUDGETS, 20, (Choice("dpm++", "logsnr", 1.0), Choice("heun", "karras", 1.1)))
     kw = sampling_kwargs(run, steps=20)
-    assert (kw["sampler"], kw["grid"], kw["steps"]) == ("heun", "karras", 10)
+    assert (kw["sampler"], kw["grid"], kw["steps"]) == ("heun", "karras", 10)  # 2 calls a jump: 10 jumps
     x, _ = sample_run(run, 50, steps=20, device="cpu")
     assert x.shape == (50, 2)
     # where no measured pair makes the steps, the run's own sampler takes them
