@@ -10,7 +10,8 @@ largest distilled student with at most c steps. Runs and results are kept in ``-
 continues; ``--page docs/quality.md`` rewrites this benchmark's section of that page (between its markers).
 
     .venv/bin/python benchmarks/few_step.py [--toys moons,circles] [--seeds 0] [--methods samplers,progressive,
-        consistency] [--work runs/few-step] [--page docs/quality.md]
+        consistency] [--samplers ddim,dpm++] [--grids logsnr,karras] [--teachers runs/quality]
+        [--work runs/few-step] [--page docs/quality.md]
 """
 
 from __future__ import annotations
@@ -81,10 +82,12 @@ class Scorer:
         return self.cache[key]
 
 
-def teacher(toy: str, seed: int, work: Path) -> Run:
+def teacher(toy: str, seed: int, work: Path, teachers: Path | None = None) -> Run:
     out = work / f"{toy}-{seed}" / "teacher"
     if (out / "model.safetensors").exists():
         return load_run(out)
+    if teachers and (teachers / f"recommended-{toy}-{seed}" / "model.safetensors").exists():
+        return load_run(teachers / f"recommended-{toy}-{seed}")
     cfg = resolve_config("recommended", overrides={"data": {"source": toy}, "train": {"seed": seed}})
     return train_run(cfg, out, progress=False)
 
@@ -95,10 +98,11 @@ def measure(run: Run, scorer: Scorer, seed: int, **sampling: Any) -> dict[str, A
     return {"sample_s": time.perf_counter() - start, **scorer(x)}
 
 
-def sampler_rows(run: Run, scorer: Scorer, seed: int, done: set[str]) -> Iterator[list[dict[str, Any]]]:
+def sampler_rows(run: Run, scorer: Scorer, seed: int, done: set[str], samplers: list[str], grids: list[str]
+                 ) -> Iterator[list[dict[str, Any]]]:
     """The rows of each sampler × grid not in ``done`` (methods already measured), one pair at a time."""
-    for sampler in SAMPLERS:
-        for grid in GRIDS:
+    for sampler in samplers:
+        for grid in grids:
             if f"{sampler} · {grid}" in done:
                 continue
             rows = []
@@ -137,7 +141,7 @@ def progressive_rows(run: Run, scorer: Scorer, seed: int, folder: Path) -> tuple
     return rows, seconds
 
 
-def consistency_rows(run: Run, scorer: Scorer, seed: int, folder: Path, done: set[str]
+def consistency_rows(run: Run, scorer: Scorer, seed: int, folder: Path, done: set[str], grids: list[str]
                      ) -> tuple[list[dict[str, Any]], float]:
     """Rows of one consistency student sampled with 1..100 calls on every grid not in ``done``."""
     out = folder / "student"
@@ -145,7 +149,7 @@ def consistency_rows(run: Run, scorer: Scorer, seed: int, folder: Path, done: se
         distill_run(run.path, out, make_settings({"method": "consistency", "steps": 1, "seed": seed}), progress=False)
     student = load_run(out)
     rows = []
-    for grid in GRIDS:
+    for grid in grids:
         if f"consistency · {grid}" in done:
             continue
         for calls in CALLS:
@@ -180,13 +184,19 @@ def main() -> None:
     ap.add_argument("--toys", default=",".join(DATASETS))
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--samplers", default=",".join(SAMPLERS), help="the samplers crossed with --grids")
+    ap.add_argument("--grids", default=",".join(GRIDS), help="the grids of the samplers and the consistency student")
+    ap.add_argument("--teachers", type=Path, help="take the teacher of TOY, seed S from DIR/recommended-TOY-S when it "
+                    "is there (benchmarks/quality_page.py --work DIR trains the same recipe)")
     ap.add_argument("--work", type=Path, default=Path("runs/few-step"), help="runs and results (kept for reruns)")
     ap.add_argument("--page", type=Path, help="rewrite this benchmark's section of this Markdown page")
     args = ap.parse_args()
     toys, seeds, methods = args.toys.split(","), [int(s) for s in args.seeds.split(",")], args.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS] + [t for t in toys if t not in DATASETS]
+    samplers, grids = args.samplers.split(","), args.grids.split(",")
+    unknown = ([m for m in methods if m not in METHODS] + [t for t in toys if t not in DATASETS] +
+               [x for x in samplers if x not in SAMPLERS] + [g for g in grids if g not in GRIDS])
     if unknown:
-        ap.error(f"unknown method or toy: {', '.join(unknown)}")
+        ap.error(f"unknown method, toy, sampler or grid: {', '.join(unknown)}")
     args.work.mkdir(parents=True, exist_ok=True)
     store = args.work / "results.json"
     results = read_json(store) if store.exists() else {"rows": [], "times": {}, "throughput": {}}
@@ -194,7 +204,7 @@ def main() -> None:
     for toy in toys:
         for seed in seeds:
             folder = args.work / f"{toy}-{seed}"
-            run = teacher(toy, seed, args.work)
+            run = teacher(toy, seed, args.work, args.teachers)
             scorer = Scorer(run.toy, seed)
             timing = results["times"].setdefault(f"{toy}-{seed}", {"toy": toy, "seed": seed})
             timing["teacher_s"] = run.seconds
@@ -202,14 +212,14 @@ def main() -> None:
                 done = {r["method"] for r in results["rows"]
                         if r["toy"] == toy and r["seed"] == seed and r["family"] == method}
                 if method == "samplers":
-                    parts: Iterable[list[dict[str, Any]]] = sampler_rows(run, scorer, seed, done)
+                    parts: Iterable[list[dict[str, Any]]] = sampler_rows(run, scorer, seed, done, samplers, grids)
                 elif method == "progressive":
                     if done:
                         continue
                     rows, timing["progressive_s"] = progressive_rows(run, scorer, seed, folder / method)
                     parts = [rows]
                 else:
-                    rows, timing["consistency_s"] = consistency_rows(run, scorer, seed, folder / method, done)
+                    rows, timing["consistency_s"] = consistency_rows(run, scorer, seed, folder / method, done, grids)
                     parts = [rows]
                 for rows in parts:  # saved as they come: an interrupted run loses one pair at most
                     results["rows"] += [{"toy": toy, "seed": seed, "family": method, **r} for r in rows]
