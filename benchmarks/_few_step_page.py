@@ -168,6 +168,17 @@ def section(results: dict[str, Any], figure_path: str) -> str:
             r = next((r for r in groups.get((m, 4), []) if r["toy"] == t), None)
             row.append(f"{r['w1']:.2f} / {r['energy']:.2f} / {r['c2st']:.1f} ({r['c2st_acc']:.3f})" if r else "—")
         out.append(f"| {t} | {' | '.join(row)} |")
+    partial = sorted({m for m, _ in groups} - set(order))
+    for t in toys:  # pairs measured on some toys only (the full cross product on one toy, a subset on the rest)
+        here = [m for m in partial if any(r["toy"] == t for r in groups.get((m, 4), []))]
+        if not here:
+            continue
+        out += ["", f"### {t}: every method measured there, W1 / floor against network calls", "",
+                f"| method | {' | '.join(str(c) for c in CALLS)} |", "|---" * (len(CALLS) + 1) + "|"]
+        mine = {m: {c: next((r["w1"] for r in groups.get((m, c), []) if r["toy"] == t), None) for c in CALLS}
+                for m in [*order, *here]}
+        for m in sorted(mine, key=lambda m: mine[m][4] if mine[m][4] is not None else math.inf):
+            out.append(f"| {m} | " + " | ".join("—" if v is None else fmt(v) for v in mine[m].values()) + " |")
     out += ["", "### Time", "", "| toy | teacher training s | progressive s, K = 1 / 2 / 4 / 8 | consistency s |",
             "|---|---|---|---|"]
     for t in times:
