@@ -146,7 +146,10 @@ def page(rows: list[dict[str, Any]], old: str, seeds: list[int]) -> str:
     if any(r["recipe"] == "best" for r in rows):
         best = PRESETS["best"]
         text += ["## `--preset best`", "", f"`{json.dumps(best['diffusion'])}`, `{json.dumps(best['model'])}`, "
-                 f"`{json.dumps(best['train'])}`, `{json.dumps(best['sample'])}`.", "", *recipe_table(rows, "best"), ""]
+                 f"`{json.dumps(best['train'])}`, `{json.dumps(best['sample'])}`. Seeds: "
+                 f"{', '.join(str(x) for x in sorted({r['seed'] for r in rows if r['recipe'] == 'best'}))} (a single "
+                 "seed differs from the mean of three by up to ± 0.25 here: compare with care).", "",
+                 *recipe_table(rows, "best"), ""]
     few = FEW_STEP.search(old)
     text += [few.group(0) if few else "<!-- few-step:start -->\n<!-- few-step:end -->", ""]
     return "\n".join(text)
