@@ -92,17 +92,28 @@ def run_recipe(name: str, recipe: str, over: dict[str, Any], toys: list[str], se
             start, cpu = time.perf_counter(), time.process_time()
             run = train_run(cfg, tmp / f"{name}-{toy}-{seed}", progress=False)
             seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-            for sampling in samplings:
-                t0 = time.perf_counter()
-                x, _ = sample_run(run, N_SAMPLES, seed=1000 + seed, **sampling)
-                sample_s = time.perf_counter() - t0
-                ratios = (score(x, run.toy, seed) if np.isfinite(x).all() else
-                          {**{m: float("inf") for m in METRICS}, "c2st_acc": 1.0, "c2st_floor": 0.5})
-                label = ",".join(f"{k}={v}" for k, v in sampling.items()) or "the recipe's sampler"
-                rows.append({"recipe": name, "toy": toy, "seed": seed, "sampling": label, "train_s": seconds,
-                             "train_cpu_s": cpu, "sample_s": sample_s, **ratios})
-                print(f"  {name} {toy} seed {seed} [{label}]: train {seconds:.1f} s, "
-                      + ", ".join(f"{m} {ratios[m]:.2f}" for m in METRICS), flush=True)
+            rows += sampling_rows(run, name, toy, seed, samplings, seconds, cpu)
+    return rows
+
+
+def label(sampling: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sampling.items()) or "the recipe's sampler"
+
+
+def sampling_rows(run: Any, name: str, toy: str, seed: int, samplings: list[dict[str, Any]], seconds: float,
+                  cpu: float) -> list[dict[str, Any]]:
+    """One row per sampling of a trained run: the ratios of its N_SAMPLES samples (sampling seed 1000 + seed)."""
+    rows = []
+    for sampling in samplings:
+        t0 = time.perf_counter()
+        x, _ = sample_run(run, N_SAMPLES, seed=1000 + seed, **sampling)
+        sample_s = time.perf_counter() - t0
+        ratios = (score(x, run.toy, seed) if np.isfinite(x).all() else
+                  {**{m: float("inf") for m in METRICS}, "c2st_acc": 1.0, "c2st_floor": 0.5})
+        rows.append({"recipe": name, "toy": toy, "seed": seed, "sampling": label(sampling), "train_s": seconds,
+                     "train_cpu_s": cpu, "sample_s": sample_s, **ratios})
+        print(f"  {name} {toy} seed {seed} [{label(sampling)}]: train {seconds:.1f} s, "
+              + ", ".join(f"{m} {ratios[m]:.2f}" for m in METRICS), flush=True)
     return rows
 
 
