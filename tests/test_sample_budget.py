@@ -50,9 +50,21 @@ def test_a_named_sampler_or_grid_or_the_runs_own_steps_are_kept(run) -> None:
                                                                    "grid": own.sample.grid, "options": None}
 
 
+def test_a_budget_above_T_takes_the_pair_whose_jumps_fit(run, monkeypatch) -> None:
+    """40 calls on T = 32: 40 one-call jumps do not fit, Heun's 20 two-call jumps do."""
+    with pytest.raises(ConfigError):
+        make_grid(run.diffusion, 40, "logsnr")
+    monkeypatch.setitem(BUDGETS, 20, (Choice("dpm++", "logsnr", 1.0), Choice("heun", "karras", 1.1)))
+    kw = sampling_kwargs(run, steps=40)
+    assert (kw["sampler"], kw["grid"], kw["steps"]) == ("heun", "karras", 20)
+    assert calls_for_steps(kw["sampler"], kw["steps"]) <= 40
+    x, _ = sample_run(run, 50, steps=40, device="cpu")
+    assert x.shape == (50, 2)
+
+
 def test_the_next_pair_is_taken_where_the_best_makes_no_grid(run, monkeypatch) -> None:
-    """Every grid now makes any K ≤ T distinct steps (discrete collisions are moved apart), so a pair that cannot
-    is simulated: the logsnr grid is made to refuse."""
+    """Within T every grid makes K distinct steps (discrete collisions are moved apart), so a pair that cannot is
+    simulated: the logsnr grid is made to refuse."""
     real = sample_module.grid_fits
     monkeypatch.setattr(sample_module, "grid_fits", lambda r, k, g: g != "logsnr" and real(r, k, g))
     monkeypatch.setitem(BUDGETS, 20, (Choice("dpm++", "logsnr", 1.0), Choice("heun", "karras", 1.1)))

@@ -42,12 +42,11 @@ def build_process(cfg: RunConfig, *, warn: bool = True) -> Process:
     """The forward process of ``cfg.diffusion``: T discrete steps, or continuous time."""
     d = cfg.diffusion
     if d.time == "continuous":
-        if d.schedule not in CONTINUOUS and d.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule '{d.schedule}'; choose one of: {', '.join(CONTINUOUS)} (continuous "
-                              f"time) or {', '.join(SCHEDULES)} (with time = 'discrete')")
         if d.schedule not in CONTINUOUS:
-            raise ConfigError(f"schedule '{d.schedule}' has no continuous-time form; with time = 'continuous' use "
-                              f"one of: {', '.join(CONTINUOUS)} (or time = 'discrete')")
+            what = (f"schedule '{d.schedule}' has no continuous-time form" if d.schedule in SCHEDULES
+                    else f"unknown schedule '{d.schedule}'")
+            raise ConfigError(f"{what}; with time = 'continuous' use one of: {', '.join(CONTINUOUS)} (with time = "
+                              f"'discrete': {', '.join(SCHEDULES)})")
         return ContinuousDiffusion(d.schedule, d.T, zero_terminal_snr=d.zero_terminal_snr, **d.schedule_options)
     return GaussianDiffusion(make_schedule(d.schedule, d.T, betas=d.betas, warn=warn, zero_snr=d.zero_terminal_snr,
                                            **d.schedule_options))

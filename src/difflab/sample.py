@@ -119,6 +119,13 @@ def scaled_chunks(run: Run, n: int, *, code: int | None = None, seed: int = 0, c
                            trajectory=trajectory, **kwargs)
 
 
+def joined(chunks: Iterator[tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The chunks of :func:`scaled_chunks` as one (n, D) tensor, and one (K+1, n, D) trajectory if they carry one."""
+    parts = list(chunks)
+    x = torch.cat([c for c, _ in parts])
+    return x, (torch.cat([t for _, t in parts], dim=1) if parts[0][1] is not None else None)
+
+
 def sampling_threads(run: Run, batch: int) -> contextlib.AbstractContextManager[None]:
     """The trainer's CPU thread rule for a network that sees ``batch`` rows per call (at most the sampler's block
     of DEFAULT_BLOCK rows on the CPU): a small network runs on one thread.
@@ -157,10 +164,8 @@ def _sample_run(
     run: Run, n: int, *, code: int | None = None, seed: int = 0, trajectory: bool = False, **over: Any
 ) -> tuple[np.ndarray, np.ndarray | None]:
     with sampling_threads(run, min(n, DEFAULT_CHUNK)):
-        chunks = list(scaled_chunks(run, n, code=code, seed=seed, trajectory=trajectory,
-                                    device=model_device(run.model), **over))
-    x = torch.cat([c for c, _ in chunks])
-    traj = torch.cat([t for _, t in chunks], dim=1) if trajectory else None
+        x, traj = joined(scaled_chunks(run, n, code=code, seed=seed, trajectory=trajectory,
+                                       device=model_device(run.model), **over))
     data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
     return data, (traj.numpy().astype(np.float64) if traj is not None else None)
 
@@ -244,9 +249,9 @@ def _sample_to_file(
                 return write_table(out, (decode_rows(run, run.scaler.inverse_transform(c)) for c in chunks), n=n)
             return write_chunks(out, chunks, n=n, columns=run.columns, transform=run.scaler.inverse_transform)
     with sampling_threads(run, min(n, chunk_size)):
-        parts = list(scaled_chunks(run, n, code=code, seed=seed, chunk_size=chunk_size, trajectory=True, device=device,
-                                   **over))
-    x, traj = torch.cat([c for c, _ in parts]), torch.cat([t for _, t in parts], dim=1)
+        x, traj = joined(scaled_chunks(run, n, code=code, seed=seed, chunk_size=chunk_size, trajectory=True,
+                                       device=device, **over))
+    assert traj is not None
     finite(x.numpy(), out)
     k1 = traj.shape[0]
     flat = run.scaler.inverse_transform(traj.reshape(-1, run.dim).numpy().astype(np.float64))

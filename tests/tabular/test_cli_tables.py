@@ -7,25 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from difflab.cli import app
+from cli_helpers import cli, one_line_error
 from difflab.rundir import load_run
 
-RUNNER = CliRunner()
 FAST = ["--steps", "40", "--T", "20", "--batch-size", "64", "-q"]
-
-
-def cli(*args: object):
-    return RUNNER.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

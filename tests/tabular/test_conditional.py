@@ -8,33 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from cli_helpers import cli, one_line_error
 from difflab import TabularDiffusion
-from difflab.cli import app
 from difflab.compute import cpu_threads
 from difflab.errors import ConfigError, DataError
 from difflab.rundir import load_run
 from difflab.sample import sample_run
 
-RUNNER = CliRunner()
 WIDTHS = [1, 2, 10]
 SHARE_A = 0.7  # class frequencies of the training table
 # The standard scaler keeps the gap between the classes (the preset's quantile map closes it: both clusters together
 # become one N(0, 1)); T = 50, since the linear schedule at T = 20 reaches ᾱ_T ≈ 6e-11, where ε-prediction blows up.
 FAST = ["--steps", "800", "--T", "50", "--batch-size", "128", "--scaler", "standard", "-q"]
-
-
-def cli(*args: object):
-    return RUNNER.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def two_classes(width: int, n: int = 240, seed: int = 0) -> pd.DataFrame:

@@ -87,11 +87,10 @@ def karras_trailing(d: Process, K: int) -> np.ndarray:
 
 
 def distinct_steps(ts: np.ndarray, T: int) -> np.ndarray:
-    """Whole steps from a rounded grid, made strictly decreasing from T with the fewest moves: where rounding put two
-    times on one step (a grid dense in σ near t = 0 on a short schedule) each is pushed to the next free step, up
-    from the small end, then down from T. Possible whenever K ≤ T."""
+    """Whole steps from a rounded grid, made strictly decreasing from T: where rounding put two times on one step (a
+    grid dense in σ near t = 0 on a short schedule) each is pushed to the next free step, up from the small end, then
+    down from T. Possible whenever K ≤ T; a grid that is already strictly decreasing from T is returned unchanged."""
     ts = np.asarray(ts, dtype=np.int64).copy()
-    ts[0] = T
     for i in range(len(ts) - 2, -1, -1):
         ts[i] = max(ts[i], ts[i + 1] + 1)
     ts[0] = T
