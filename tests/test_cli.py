@@ -116,6 +116,22 @@ def test_plot_draws_every_figure_that_applies(tmp_path, run_dir):
         assert r.stderr.count("\n") == 1 and not (tmp_path / "f").exists()
 
 
+def test_plot_draws_every_figure_of_a_continuous_time_run(tmp_path, dim):
+    """The default recipe (continuous time, EDM) has no discrete schedule table: its schedule figure shows the β of
+    its T jumps. (`make demo` plots the default recipe; this failed before.)"""
+    data = tmp_path / "x.csv"
+    x = np.random.default_rng(dim).normal(size=(200, dim))
+    np.savetxt(data, x, delimiter=",", header=",".join(f"c{j}" for j in range(dim)), comments="")
+    run_dir = tmp_path / "run"
+    cli("train", "--data", data, "--steps", 20, "--T", 20, "--out", run_dir, "-q")
+    assert not load_run(run_dir).diffusion.discrete
+    printed = cli("plot", run_dir, "--n", 40, "--out", tmp_path / "figs").output.split()
+    names = {"data.png", "forward.png", "samples.png", "trajectories.png", "schedules.png", "loss.png",
+             "reverse.gif"} | ({"vector_field.png"} if dim == 2 else set())
+    assert {Path(p).name for p in printed} == names
+    assert (tmp_path / "figs" / "schedules.png").read_bytes()[:8] == PNG
+
+
 def test_plot_kinds_subset_and_default_folder(runs):
     run_dir = runs[2]
     printed = cli("plot", run_dir, "--kind", "loss,field", "--kind", "loss", "--t", 2, "--n", 30).output.split()

@@ -67,7 +67,8 @@ def _field(c: Context) -> Path:
 def _schedules(c: Context) -> Path:
     T = c.run.diffusion.T
     curves = {f"{name} (T={T})": make_schedule(name, T, warn=False).betas for name in SCHEDULES}
-    curves[f"this run: {c.run.diffusion.schedule.name}"] = c.run.diffusion.schedule.betas
+    # either kind of process: β of its T steps (continuous time: the jumps between the T + 1 uniform times k/T)
+    curves[f"this run: {c.run.config.diffusion.schedule}"] = c.run.diffusion.betas.numpy()
     return viz.plot_schedules(curves, c.out / "schedules.png")
 
 
