@@ -60,20 +60,21 @@ def _from_log_snr(d: Process, lams: np.ndarray) -> np.ndarray:
     return np.round(ts).astype(np.int64) if d.discrete else ts
 
 
-def _lam_range(d: Process) -> tuple[float, float]:
+def lam_range(d: Process) -> tuple[float, float]:
+    """(λ at t_max, λ at t_min): the log-SNR span a grid uniform in λ or σ covers (LOGSNR_FLOOR where λ(t_max) = −∞)."""
     lo = d.log_snr(d.t_max)
     return (lo if math.isfinite(lo) else LOGSNR_FLOOR), d.log_snr(d.t_min)
 
 
 @register("logsnr", "uniform in log-SNR λ from λ(t_max) to λ(t_min) (Lu et al. 2022's choice for DPM-Solver)")
 def logsnr(d: Process, K: int) -> np.ndarray:
-    lo, hi = _lam_range(d)
+    lo, hi = lam_range(d)
     return _from_log_snr(d, np.linspace(lo, hi, K))
 
 
 @register("karras", "σ_i = (σ_max^{1/ρ} + i/(K−1) (σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ, ρ = 7 (Karras et al. 2022, eq. 5)")
 def karras(d: Process, K: int) -> np.ndarray:
-    lo, hi = _lam_range(d)
+    lo, hi = lam_range(d)
     s_max, s_min = math.exp(-lo / 2), math.exp(-hi / 2)  # σ = e^{−λ/2}
     if K == 1:
         return _from_log_snr(d, np.array([lo]))
@@ -86,7 +87,7 @@ def karras(d: Process, K: int) -> np.ndarray:
           "σ_max^{1/ρ} + i/K (σ_min^{1/ρ} − σ_max^{1/ρ}), i = 0..K−1, ρ = 7; no call at σ_min, and each grid is every "
           "other time of the one twice as long (progressive distillation's grid)")
 def karras_trailing(d: Process, K: int) -> np.ndarray:
-    lo, hi = _lam_range(d)
+    lo, hi = lam_range(d)
     r_max, r_min = math.exp(-lo / 2) ** (1 / KARRAS_RHO), math.exp(-hi / 2) ** (1 / KARRAS_RHO)  # σ^{1/ρ}
     r = r_max + np.arange(K) / K * (r_min - r_max)
     return _from_log_snr(d, -2.0 * KARRAS_RHO * np.log(r))  # λ = −2 ln σ

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from difflab.diffusion.parameterization import DenoiseFn
+from difflab.diffusion.parameterization import DenoiseFn, Prediction
 from difflab.diffusion.process import Process, Time
 from difflab.errors import ConfigError
 from difflab.sampling.registry import Callback, noise_like, register
@@ -110,12 +110,20 @@ def _heun_step(denoise: DenoiseFn, x: Tensor, d: Process, t: Time, s: Time) -> T
     euler = xbar + (sig_s - sig_t) * pred.eps
     if s == 0:
         return euler
-    second = denoise(a_s * euler, s)
-    if sig_t > HEUN_MAX_RATIO * sig_s:
-        r = sig_s / sig_t
-        return a_s * (r * xbar + (1.0 - r) * 0.5 * (pred.x0 + second.x0))
-    # second-order correction: the trapezoid of dx̄/dσ̄ = ε̂ at both ends
-    return a_s * (xbar + (sig_s - sig_t) * 0.5 * (pred.eps + second.eps))
+    return a_s * heun_trapezoid(xbar, sig_t, sig_s, pred, denoise(a_s * euler, s))
+
+
+def heun_trapezoid(xbar: Tensor, sig_t: float | Tensor, sig_s: float | Tensor, first: Prediction,
+                   second: Prediction) -> Tensor:
+    """Heun's corrected x̄_s from the predictions at both ends of a jump σ̄_t → σ̄_s > 0: the trapezoid of
+    dx̄/dσ̄ = ε̂, x̄_t + (σ̄_s − σ̄_t)(ε̂_t + ε̂_s)/2, or where σ̄_t > HEUN_MAX_RATIO σ̄_s its x_0 form (per row when the
+    σ̄ are tensors of rows)."""
+    ve = xbar + (sig_s - sig_t) * 0.5 * (first.eps + second.eps)
+    r = sig_s / sig_t
+    x0_form = r * xbar + (1.0 - r) * 0.5 * (first.x0 + second.x0)
+    if isinstance(sig_t, Tensor):
+        return torch.where(sig_t > HEUN_MAX_RATIO * sig_s, x0_form, ve)
+    return x0_form if sig_t > HEUN_MAX_RATIO * sig_s else ve
 
 
 @register("heun", "Heun's 2nd-order method on the probability-flow ODE (Karras et al. 2022, Alg. 1); 2 calls per "
