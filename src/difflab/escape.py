@@ -52,8 +52,10 @@ def one_line(text: str) -> str:
 
 
 def html_text(value: Any) -> str:
-    """``str(value)`` for HTML and Plotly: ``<``, ``>``, ``&`` and quotes as entities, control characters visible."""
-    return html.escape(terminal_text(str(value)), quote=True)
+    """``str(value)`` for HTML and Plotly: ``<``, ``>``, ``&`` and quotes as entities, control characters visible.
+    Quotes are numeric entities (``&#34;``): Plotly decodes only a few named ones (``&lt;``, ``&gt;``, ``&amp;``) and
+    any numeric one, and would draw ``&quot;`` as it stands."""
+    return html.escape(terminal_text(str(value)), quote=True).replace("&quot;", "&#34;")
 
 
 def markdown_text(value: Any) -> str:

@@ -239,11 +239,12 @@ def _sample_to_file(
     if chunk_size < 1:
         raise DifflabError(f"--chunk-size must be at least 1, got {chunk_size}")
     check("samples", n, label="--n", memory=8.0 * n)
+    check_not_protected(out, force=force)  # before the writability probe touches its folder
+    if trajectory is not None:
+        check_not_protected(trajectory, force=force, option="--trajectory")
     out = check_output_path(out, formats=TABLE_FORMATS)
-    check_not_protected(out, force=force)
     if trajectory is not None:
         trajectory = check_output_path(trajectory, formats=(".npy",))
-        check_not_protected(trajectory, force=force, option="--trajectory")
         if trajectory.resolve() == out.resolve():
             raise DifflabError(f"{trajectory}: the trajectory needs a file of its own, not the samples' --out")
     run = run_on(load_run(run_dir), device)

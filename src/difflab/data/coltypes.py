@@ -113,6 +113,7 @@ def check_column_types(frame: pd.DataFrame, *, source: str, declared: Collection
             _check_exact(source, name, col, declared)
             continue
         if pd.api.types.is_numeric_dtype(col):
+            _check_span(source, name, col)
             continue
         types = _kinds_of_values(col)
         if any(issubclass(t, bytes | bytearray | memoryview) for t in types):
@@ -132,6 +133,17 @@ def check_column_types(frame: pd.DataFrame, *, source: str, declared: Collection
         if text and len(text) == col.notna().sum() and all(_DECIMAL_COMMA.match(v) for v in text):
             raise DataError(f"{source}: column {name!r} holds numbers written with a decimal comma ({text[0]!r}); "
                             "write them with a decimal point, or separate the columns with ';'")
+
+
+def _check_span(source: str, name: str, col: pd.Series) -> None:
+    """A column whose range max − min overflows float64 cannot be scaled (every scaler divides by a spread)."""
+    x = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    x = x[np.isfinite(x)]
+    with np.errstate(over="ignore"):
+        overflows = len(x) and not np.isfinite(x.max() - x.min())
+    if overflows:
+        raise DataError(f"{source}: column {name!r} spans {x.min():.3g} to {x.max():.3g}, a range float64 cannot hold "
+                        "(max − min overflows); rescale it, e.g. divide by 1e300")
 
 
 def _check_exact(source: str, name: str, col: pd.Series, declared: Collection[str]) -> None:

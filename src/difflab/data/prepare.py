@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from difflab.config import DataConfig
-from difflab.data.coltypes import check_column_types, check_width, is_temporal
+from difflab.data.coltypes import EPOCH, check_column_types, check_width, is_temporal
 from difflab.data.columns import OVERRIDES, check_values, plan_kinds
 from difflab.data.condition import Condition, condition_of, plan_condition
 from difflab.data.files import frame_to_array
@@ -104,6 +104,9 @@ def prepare_frame(frame: pd.DataFrame, cfg: DataConfig, *, hints: dict[str, str]
     except DataError as e:
         raise DataError(f"{source}: {e}") from None
     check_width(spec, source)  # before the (rows × features) matrix is made
+    temporal = [repr(c.name) for c in spec.columns if is_temporal(c.dtype)]
+    if temporal:
+        spec.notes.append(f"modelled as seconds (datetimes: since {EPOCH}), decoded back: {', '.join(temporal)}")
     constant = [c.name for c in spec.columns if c.kind == "constant"]
     if constant:
         shown = ", ".join(repr(c) for c in constant[:5]) + (f" and {len(constant) - 5} more" if len(constant) > 5 else "")

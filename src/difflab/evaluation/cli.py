@@ -57,8 +57,8 @@ def evaluate(
         check("eval_n", n, label="--n")
     check("repeats", repeats, label="--repeats")
     if json_out is not None:
-        check_output_path(json_out, formats=(".json",))
         check_not_protected(json_out, force=force, option="--json")
+        check_output_path(json_out, formats=(".json",))
     if target.is_dir():
         report = evaluate_run(target, n=n, repeats=repeats, seed=seed, metrics=names, reference=reference,
                               with_elbo=elbo, with_nll=nll, elbo_variance=elbo_variance, sampler=sampler, steps=steps, grid=grid,

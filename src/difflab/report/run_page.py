@@ -160,6 +160,6 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
                  force: bool = False, **options: Any) -> Path:
     """Write the page of ``run_dir`` to ``out`` (default RUN_DIR/report.html); ``options`` as for
     :func:`build_report`. ``force``: allow ``out`` to be a run's or a sweep's own file. Returns the path."""
+    check_not_protected(Path(out) if out is not None else Path(run_dir) / DEFAULT_NAME, force=force)
     path = report_path(run_dir, out)
-    check_not_protected(path, force=force)
     return write_page(path, build_report(run_dir, **options))
