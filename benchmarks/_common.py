@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import torch
 
+from difflab.escape import markdown_table
+
 
 def cpu_model() -> str:
     try:
@@ -74,14 +76,12 @@ def median(xs: list[float]) -> float:
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
-    """A Markdown table; floats get 3 significant digits."""
+    """A Markdown table; floats get 3 significant digits, every cell is escaped (difflab.escape.markdown_table)."""
 
     def cell(v: object) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(headers, [[cell(v) for v in row] for row in rows])
 
 
 def header(title: str, device: str) -> str:

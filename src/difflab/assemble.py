@@ -25,6 +25,7 @@ from difflab.diffusion import (
 )
 from difflab.diffusion.schedules import MAX_BETA, SCHEDULES
 from difflab.errors import ConfigError, UnworkableConfig
+from difflab.limits import check_run_config
 from difflab.models import MODELS, build_model
 from difflab.sampling import GRIDS, SAMPLERS, check_options
 
@@ -91,6 +92,7 @@ def check_schedule(d: GaussianDiffusion) -> None:
 def check_config(cfg: RunConfig) -> None:
     """Every name and combination, without loading data: a one-line ConfigError that says why, or nothing."""
     d, m, s = cfg.diffusion, cfg.model, cfg.sample
+    check_run_config(cfg)  # sizes, before anything is built (difflab.limits)
     process = build_process(cfg, warn=False)
     if m.name not in MODELS:
         raise ConfigError(f"unknown model '{m.name}'; choose one of: {', '.join(MODELS)}")

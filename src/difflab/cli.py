@@ -23,6 +23,11 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from difflab.errors import DifflabError
+from difflab.escape import SafeStream
+from difflab.escape import one_line as _one_line
+from difflab.limits import SEED_MAX
+from difflab.limits import check as check_limit
+from difflab.signals import Terminated, terminating_cleanly
 
 # The click that typer uses (vendored in recent typer, the click package in older ones).
 _click_exceptions = importlib.import_module(typer.BadParameter.__module__)
@@ -47,10 +52,6 @@ GRID_NAMES = "trailing | linspace | logsnr | karras | karras-trailing"
 PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm | velocity"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
 SAMPLE_DEVICES = ("auto", "cpu", "cuda")  # difflab.sampling.device.DEVICES, checked before the heavy imports
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -105,8 +106,14 @@ class DifflabGroup(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         formatwarning = warnings.formatwarning
         warnings.formatwarning = _one_line_warning
+        # Names from data files reach the terminal: their control characters are printed as escapes.
+        streams = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with terminating_cleanly():  # SIGTERM, SIGHUP: cleanups run, partial files go (difflab.signals)
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Terminated as e:
+            _fail(f"{e}; partial files removed", 128 + e.signum)
         except DifflabError as e:
             _fail(str(e))
         except _click_exceptions.ClickException as e:
@@ -122,6 +129,7 @@ class DifflabGroup(TyperGroup):
             _fail(f"{where}{e.strerror or e}")
         finally:
             warnings.formatwarning = formatwarning
+            sys.stdout, sys.stderr = streams
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -277,23 +285,26 @@ def sample(
     guidance: Annotated[float | None, Opt(help="Classifier-free guidance weight w ≥ 0 for a conditional run: "
                                           "(1 + w)·conditional − w·unconditional (default 0: the conditional model)."
                                           )] = None,
-    seed: Annotated[int, Opt(help="Seed of x_T and of the sampler's noise.")] = 0,
+    seed: Annotated[int, Opt(help="Seed of x_T and of the sampler's noise.", min=0, max=SEED_MAX)] = 0,
     trajectory: Annotated[Path | None, Opt(help="Also write the reverse trajectory, shape (K+1, n, D), in data "
                                            "units, to this .npy file.")] = None,
     chunk_size: Annotated[int, Opt(help="Points sampled at once (bounds memory).")] = 262_144,
     device: Annotated[str, Opt(help="auto | cpu | cuda. auto: CUDA when available, and the CPU (with a warning) "
                                "if sampling there fails; cuda: an error instead. A seed's points depend on the "
                                "device.")] = "auto",
+    force: Annotated[bool, Opt("--force", help="Allow --out or --trajectory to replace one of a run's own files "
+                               "(which breaks that run).")] = False,
 ) -> None:
     """Draw samples from a trained run, in the data's own units."""
     _at_least(1, n=n, chunk_size=chunk_size)
+    check_limit("samples", n, label="--n", memory=8.0 * n)
     if device not in SAMPLE_DEVICES:
         raise DifflabError(f"--device {device!r}: choose one of: {' | '.join(SAMPLE_DEVICES)}")
     from difflab.sample import sample_to_file
 
     path = sample_to_file(run_dir, out, n=n, sampler=sampler, steps=steps, grid=grid, eta=eta, seed=seed,
                           trajectory=trajectory, chunk_size=chunk_size, device=device, variance=variance, guard=guard,
-                          options=_options(option), where=_where(where), guidance=guidance)
+                          options=_options(option), where=_where(where), guidance=guidance, force=force)
     typer.echo(f"wrote {n} samples to {path}" + (f" and their trajectory to {trajectory}" if trajectory else ""))
 
 
@@ -338,10 +349,11 @@ def plot(
     out: Annotated[Path | None, Opt("--out", "-o", help="Folder for the figures (default: RUN_DIR/figures).")] = None,
     t: Annotated[list[int] | None, Opt("--t", help="Step(s) of the vector field (default: 0.3·T and T).")] = None,
     n: Annotated[int, Opt(help="Samples to draw for the figures.")] = 1000,
-    seed: Annotated[int, Opt(help="Seed of those samples.")] = 0,
+    seed: Annotated[int, Opt(help="Seed of those samples.", min=0, max=SEED_MAX)] = 0,
 ) -> None:
     """Draw a run's figures (PNG; the animation is a GIF) and print their paths."""
     _at_least(1, n=n)
+    check_limit("points", n, label="--n")
     from difflab.figures import make_figures
 
     for p in make_figures(run_dir, out, kinds=_kinds(kind), field_ts=t, n=n, seed=seed):

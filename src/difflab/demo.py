@@ -11,6 +11,7 @@ from difflab.config import resolve_config
 from difflab.errors import DifflabError
 from difflab.evaluation import evaluate_samples
 from difflab.figures import make_figures
+from difflab.lock import check_free
 from difflab.pipeline import train_run
 from difflab.report.run_page import write_report
 from difflab.rundir import FILES, load_run
@@ -26,6 +27,7 @@ def _fresh(path: Path) -> None:
     if path.exists():
         if not (path / FILES["config"]).exists():
             raise DifflabError(f"{path}: exists and is not a difflab run; choose another --out")
+        check_free(path)
         shutil.rmtree(path)
 
 

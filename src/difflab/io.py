@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from difflab.errors import DifflabError
+from difflab.signals import sweep_stale, temp_prefix
 
 
 def _check_parent(path: Path) -> None:
@@ -29,14 +30,18 @@ def _check_parent(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it.
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error (or SIGTERM, SIGHUP:
+    :mod:`difflab.signals`) delete it. Its name carries this process's pid, so a later write sweeps it if this
+    process is killed outright.
 
     The temporary name keeps the target's suffix, so libraries that infer a format from it (matplotlib,
     numpy) behave as they would on the real name.
     """
     path = Path(path)
     _check_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    suffix = path.suffix or ".tmp"
+    sweep_stale(path.parent, path.stem, suffix)  # partial files of an earlier writer that was killed
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.stem), suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates the file private (0600); give it the mode a plain open() would, under the user's umask.

@@ -22,6 +22,7 @@ training, lives above it in :mod:`difflab.pipeline`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from difflab.arrays import load_npy
 from difflab.assemble import denoiser, network_shape
 from difflab.config import RunConfig, load_saved_config
 from difflab.data import Scaler, ToyDataset, get_dataset, scaler_from_dict
@@ -39,10 +41,19 @@ from difflab.data.prepare import PreparedData
 from difflab.data.table import TableSpec
 from difflab.diffusion import Denoiser, Process, process_from_dict
 from difflab.errors import ConfigError, DifflabError, RunDirError
+from difflab.integrity import (
+    FINGERPRINT,
+    check_fingerprint,
+    check_meta,
+    check_scaler_dict,
+    check_schedule_dict,
+    fingerprint,
+)
 from difflab.io import atomic_open, read_json, write_json
+from difflab.lock import LOCK_FILE, reading
 from difflab.models import build_model
 from difflab.sampling.output import check_writable
-from difflab.weights import load_weights
+from difflab.weights import load_weights, save_weights
 
 FILES = {
     "config": "config.json",
@@ -173,16 +184,24 @@ def check_out(out: Path, resume: bool) -> None:
         return
     if (out / FILES["model"]).exists():
         raise DifflabError(f"{out}: already holds a trained run; use --resume to continue it or another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / FILES["config"]).exists():
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()) and not (out / FILES["config"]).exists():
         raise DifflabError(f"{out}: folder is not empty and not a difflab run; choose a new or empty --out")
     check_writable(out)
 
 
 def write_run_files(out: Path, cfg: RunConfig, data: PreparedData, diffusion: Process) -> None:
     """config.json, schedule.json, data.json and the data arrays: everything but the weights and the loss."""
+    if data.table is not None:  # a table spec JSON cannot hold fails here, before the first file is written
+        json.dumps(data.table.to_dict())
     write_json(out / FILES["config"], cfg.model_dump(mode="json"))
     write_json(out / FILES["schedule"], diffusion.to_dict())
     save_data(out, cfg, data)
+
+
+def save_model(out: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """model.safetensors, with the fingerprint of the run's files in its metadata (:mod:`difflab.integrity`):
+    write it after config.json, data.json and schedule.json."""
+    save_weights(out / FILES["model"], tensors, {**meta, FINGERPRINT: fingerprint(out)})
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
@@ -190,11 +209,18 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: run directory not found")
+    with reading(path):  # not while another process writes it (difflab.lock)
+        return _load_run(path, device)
+
+
+def _load_run(path: Path, device: str) -> Run:
     for key in ("config", "data", "schedule", "model", "train"):
         if not (path / FILES[key]).exists():
             raise RunDirError(f"{path}: missing {FILES[key]}; not a finished difflab run")
     cfg = load_saved_config(read_json(path / FILES["config"]), str(path / FILES["config"]))
-    process = _read_meta(path / FILES["schedule"], process_from_dict)
+    process = _read_meta(path / FILES["schedule"],
+                         lambda d: process_from_dict(check_schedule_dict(path / FILES["schedule"], d)))
+    check_scaler_dict(path / FILES["data"], read_json(path / FILES["data"]))
     scaler, columns, toy, table = _read_meta(path / FILES["data"], lambda d: (
         scaler_from_dict(d["scaler"]), [str(c) for c in d["columns"]],
         get_dataset(d["toy"]) if d.get("toy") else None, TableSpec.from_dict(d["table"]) if "table" in d else None))
@@ -211,6 +237,8 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     if meta.get("T", shape["T"]) != shape["T"] or meta.get("columns", columns) != columns:
         raise RunDirError(f"{path / FILES['model']}: saved for T={meta.get('T')} and columns {meta.get('columns')}, "
                           f"but the run has T={shape['T']} and columns {columns}; it belongs to another run")
+    check_meta(path, path / FILES["model"], meta, cfg)
+    check_fingerprint(path, path / FILES["model"], meta)
     try:
         classes = {"n_classes": condition.n_classes} if condition else {}
         model = build_model(meta.get("model", cfg.model.name), dim, shape["T"], out_dim=shape["out_dim"],
@@ -249,10 +277,7 @@ def _read_meta(path: Path, parse: Callable[[Any], Any]) -> Any:
 
 
 def _load_npy(path: Path, dim: int) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise RunDirError(f"{path}: corrupt array file ({str(e).split('. ')[0][:100]})") from None
+    x = load_npy(path)  # its header checked first: a claimed shape the file cannot hold is refused unallocated
     if x.ndim != 2 or x.shape[1] != dim:
         raise RunDirError(f"{path}: expected an array of shape (rows, {dim}), found {x.shape}")
     return x

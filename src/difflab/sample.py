@@ -21,10 +21,13 @@ import torch
 from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
+from difflab.data.coltypes import is_temporal
 from difflab.data.table_files import TABLE_FORMATS, check_table_format, write_table
 from difflab.diffusion import DenoiseFn
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
+from difflab.limits import check
+from difflab.protect import check_not_protected
 from difflab.rundir import Run, load_run
 from difflab.sampling import SAMPLERS, check_options, make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate_chunks
@@ -70,6 +73,8 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     if s.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
     check_options(s.sampler, s.options)
+    if s.steps is not None:  # a continuous-time grid has no T to bound it
+        check("T", s.steps, label="--steps")
     try:  # --steps outside 1..T fails here, before any work
         make_grid(run.diffusion, s.steps, s.grid)
     except ConfigError as e:
@@ -155,6 +160,7 @@ def sample_run(
     warning; a named device that fails is a one-line error (:func:`difflab.sampling.device.on_device`). A seed's
     points depend on the device. A conditional run: ``where={column: value}`` draws rows of that class (default:
     classes drawn from the training frequencies), ``guidance=w`` guides them (Ho & Salimans 2022)."""
+    check("samples", n, label="n =", memory=8.0 * n * run.dim)
     code = where_code(run, where)
     return on_device(device, lambda dev: _sample_run(run_on(run, dev), n, code=code, seed=seed, trajectory=trajectory,
                                                      **over))
@@ -198,12 +204,14 @@ def sample_to_file(
     trajectory: str | Path | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     device: str = "auto",
+    force: bool = False,
     **over: Any,
 ) -> Path:
     """:func:`_sample_to_file` on ``device`` (auto | cpu | cuda, as in :func:`sample_run`): if sampling on CUDA
-    fails, the file is written on the CPU instead (auto) or nothing is written (cuda, a one-line error)."""
+    fails, the file is written on the CPU instead (auto) or nothing is written (cuda, a one-line error).
+    ``force``: allow ``out`` (or ``trajectory``) to be one of a run's own files (:mod:`difflab.protect`)."""
     return on_device(device, lambda dev: _sample_to_file(run_dir, out, n=n, seed=seed, trajectory=trajectory,
-                                                         chunk_size=chunk_size, device=dev, **over))
+                                                         chunk_size=chunk_size, device=dev, force=force, **over))
 
 
 def _sample_to_file(
@@ -216,6 +224,7 @@ def _sample_to_file(
     chunk_size: int = DEFAULT_CHUNK,
     device: torch.device,
     where: Mapping[str, Any] | None = None,
+    force: bool = False,
     **over: Any,
 ) -> Path:
     """Stream ``n`` samples of the run to ``out`` (.csv/.npy/.parquet), in data units; optionally also the reverse
@@ -229,6 +238,10 @@ def _sample_to_file(
         raise DifflabError(f"--n must be at least 1, got {n}")
     if chunk_size < 1:
         raise DifflabError(f"--chunk-size must be at least 1, got {chunk_size}")
+    check("samples", n, label="--n", memory=8.0 * n)
+    check_not_protected(out, force=force)  # before the writability probe touches its folder
+    if trajectory is not None:
+        check_not_protected(trajectory, force=force, option="--trajectory")
     out = check_output_path(out, formats=TABLE_FORMATS)
     if trajectory is not None:
         trajectory = check_output_path(trajectory, formats=(".npy",))
@@ -236,30 +249,47 @@ def _sample_to_file(
             raise DifflabError(f"{trajectory}: the trajectory needs a file of its own, not the samples' --out")
     run = run_on(load_run(run_dir), device)
     code = where_code(run, where)
-    sampling_kwargs(run, **over)  # the settings, checked before any file is touched
+    kwargs = sampling_kwargs(run, **over)  # the settings, checked before any file is touched
+    if trajectory is not None:  # held in memory whole: (K+1) states of n points
+        states = (kwargs["steps"] or run.diffusion.T) + 1
+        check("array_bytes", 8 * states * n * run.dim, label=f"--trajectory of {states} states × {n} points × "
+              f"D = {run.dim}: bytes", memory=8.0 * states * n * run.dim)
     as_rows = run.table is not None or out.suffix.lower() == ".parquet"  # else the numeric writer, as always
     if run.table is not None:
-        labelled = [c.name for c in run.table.columns if not c.numeric and c.kind != "constant"]
+        labelled = [c.name for c in run.table.columns if (not c.numeric and c.kind != "constant")
+                    or is_temporal(c.dtype)]
         check_table_format(out, all_numbers=run.table.all_numbers, text_columns=labelled)
     if trajectory is None:
         with sampling_threads(run, min(n, chunk_size)):
-            chunks = (finite(x.numpy().astype(np.float64), out) for x, _ in scaled_chunks(
+            chunks = (in_data_units(run, finite(x.numpy().astype(np.float64), out), out) for x, _ in scaled_chunks(
                 run, n, code=code, seed=seed, chunk_size=chunk_size, device=device, **over))
             if as_rows:
-                return write_table(out, (decode_rows(run, run.scaler.inverse_transform(c)) for c in chunks), n=n)
-            return write_chunks(out, chunks, n=n, columns=run.columns, transform=run.scaler.inverse_transform)
+                return write_table(out, (decode_rows(run, c) for c in chunks), n=n)
+            return write_chunks(out, chunks, n=n, columns=run.columns)
     with sampling_threads(run, min(n, chunk_size)):
         x, traj = joined(scaled_chunks(run, n, code=code, seed=seed, chunk_size=chunk_size, trajectory=True,
                                        device=device, **over))
     assert traj is not None
-    finite(x.numpy(), out)
+    data = in_data_units(run, finite(x.numpy().astype(np.float64), out), out)
     k1 = traj.shape[0]
     flat = run.scaler.inverse_transform(traj.reshape(-1, run.dim).numpy().astype(np.float64))
-    data = run.scaler.inverse_transform(x.numpy().astype(np.float64))
     path = write_table(out, [decode_rows(run, data)], n=n) if as_rows else write_array(out, data, run.columns)
     with atomic_open(trajectory, "wb") as f:
         np.save(f, flat.reshape(k1, n, run.dim), allow_pickle=False)
     return path
+
+
+def in_data_units(run: Run, x: np.ndarray, out: Path) -> np.ndarray:
+    """Scaled samples ``x`` unscaled to data units, where they must still be finite: a column whose range reaches
+    float64's limit (±1.8e308) can overflow on the way back, a corrupt scaler can make NaN."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = run.scaler.inverse_transform(x)
+    bad = int((~np.isfinite(data)).any(axis=1).sum())
+    if bad:
+        raise DifflabError(f"{out}: not written: {bad} of {len(data)} samples in a chunk are not finite in the data's "
+                           "units (the scaler overflows float64 there: values near ±1.8e308); rescale the data "
+                           "before training")
+    return data
 
 
 def finite(x: np.ndarray, out: Path) -> np.ndarray:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from difflab.data.coltypes import as_float, is_temporal
 from difflab.errors import ConfigError, DataError
 
 KINDS = ("continuous", "integer", "boolean", "categorical", "constant")
@@ -33,8 +34,8 @@ MISSING_POLICIES = ("error", "category")
 
 
 def _is_number_column(col: pd.Series) -> bool:
-    return (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-            and not pd.api.types.is_complex_dtype(col))
+    return is_temporal(col) or (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+                                and not pd.api.types.is_complex_dtype(col))
 
 
 def _is_boolean(col: pd.Series) -> bool:
@@ -52,7 +53,7 @@ def detect_kind(col: pd.Series) -> str:
         return "boolean"
     if not _is_number_column(col):
         return "categorical"
-    values = col.dropna().to_numpy(dtype=np.float64)
+    values = as_float(col.dropna())  # datetimes and durations as seconds (difflab.data.coltypes)
     if len(np.unique(values)) <= 2:
         return "categorical"
     if pd.api.types.is_integer_dtype(col):
@@ -106,7 +107,7 @@ def check_values(frame: pd.DataFrame, kinds: Mapping[str, str], *, source: str, 
     for name in kinds:
         col = frame[name]
         if _is_number_column(col):
-            n_inf = int(np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+            n_inf = int(np.isinf(as_float(col)).sum())
             if n_inf:
                 raise DataError(f"{source}: column {name!r} has {n_inf} infinite values")
         n_missing = int(col.isna().sum())

@@ -14,14 +14,19 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
-from difflab.errors import DataError
+from difflab.arrays import load_npy
+from difflab.data.coltypes import parse_iso_dates
+from difflab.data.csv_dialect import csv_options
+from difflab.errors import DataError, DifflabError
 
 MIN_ROWS = 2
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file with its separator and decimal mark detected (:mod:`difflab.data.csv_dialect`) and its columns of
+    ISO dates as datetimes (:mod:`difflab.data.coltypes`)."""
     try:
-        return pd.read_csv(path)
+        return parse_iso_dates(pd.read_csv(path, **csv_options(path)))
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
 
@@ -31,7 +36,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _read_npy(path: Path) -> pd.DataFrame:
-    arr = np.load(path, allow_pickle=False)
+    try:
+        arr = load_npy(path)  # the header first: a claimed shape above the file's size is refused unallocated
+    except DifflabError as e:
+        raise DataError(str(e)) from None
     if arr.dtype.kind not in "biuf":
         raise DataError(f"{path}: array is not numeric (dtype {arr.dtype})")
     if arr.ndim == 0 or arr.ndim > 2:

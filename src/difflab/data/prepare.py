@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from difflab.config import DataConfig
+from difflab.data.coltypes import EPOCH, check_column_types, check_width, is_temporal
 from difflab.data.columns import OVERRIDES, check_values, plan_kinds
 from difflab.data.condition import Condition, condition_of, plan_condition
 from difflab.data.files import frame_to_array
@@ -86,12 +87,14 @@ def prepare_frame(frame: pd.DataFrame, cfg: DataConfig, *, hints: dict[str, str]
         train_rows, held_rows = holdout_split(len(frame), cfg.holdout, cfg.seed)
         if len(train_rows) < 2:
             raise DataError(f"{source}: too few rows ({len(frame)}) to keep {cfg.holdout:.0%} held out")
+    check_column_types(frame, source=source, declared=[*(cfg.continuous or []), *(cfg.categorical or [])])
     train_frame = frame.iloc[train_rows]
     kinds = plan_kinds(train_frame, {k: getattr(cfg, k) for k in OVERRIDES}, source=source, hints=hints)
     if cfg.condition is not None:
         kinds = plan_condition(train_frame, kinds, cfg.condition, source=source)
     check_values(frame, kinds, source=source, missing=cfg.missing)
-    if not as_table and cfg.condition is None and all(k == "continuous" for k in kinds.values()) and not frame.isna().any().any():
+    if not as_table and cfg.condition is None and all(k == "continuous" for k in kinds.values()) \
+            and not frame.isna().any().any() and not any(is_temporal(frame[c]) for c in frame.columns):
         x = frame_to_array(source, frame)
         heldout = x[held_rows] if held_rows is not None else None
         return PreparedData(x[train_rows], heldout, list(kinds), None, _fit_scaler(cfg, x[train_rows], list(kinds)))
@@ -100,6 +103,10 @@ def prepare_frame(frame: pd.DataFrame, cfg: DataConfig, *, hints: dict[str, str]
                          roles={cfg.condition: "condition"} if cfg.condition is not None else None)
     except DataError as e:
         raise DataError(f"{source}: {e}") from None
+    check_width(spec, source)  # before the (rows × features) matrix is made
+    temporal = [repr(c.name) for c in spec.columns if is_temporal(c.dtype)]
+    if temporal:
+        spec.notes.append(f"modelled as seconds (datetimes: since {EPOCH}), decoded back: {', '.join(temporal)}")
     constant = [c.name for c in spec.columns if c.kind == "constant"]
     if constant:
         shown = ", ".join(repr(c) for c in constant[:5]) + (f" and {len(constant) - 5} more" if len(constant) > 5 else "")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from difflab.data.coltypes import as_float, from_seconds, is_temporal, seconds
 from difflab.data.encodings import get_encoding
 from difflab.errors import DataError
 
@@ -32,6 +33,7 @@ def _plain(value: Any) -> Any:
     """A JSON-safe Python scalar for a level: numpy scalars unwrapped, NaN/None/NA → None."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
+    value = seconds(value)  # a datetime or duration level as seconds (difflab.data.coltypes)
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -109,8 +111,8 @@ class TableSpec:
     def all_numbers(self) -> bool:
         """Whether every column decodes to numbers or missing values (then a sample fits a .npy array); labels
         that are numbers (class codes 0, 1, 2; True/False) count."""
-        return all(c.numeric or all(isinstance(v, int | float) or v is None for v in c.levels or [])
-                   for c in self.columns)
+        return all((c.numeric or all(isinstance(v, int | float) or v is None for v in c.levels or []))
+                   and not is_temporal(c.dtype) for c in self.columns)
 
     def column(self, name: str) -> ColumnSpec:
         for c in self.columns:
@@ -137,7 +139,7 @@ class TableSpec:
             return np.zeros((len(col), 0))
         if c.numeric:
             try:
-                x = col.to_numpy(dtype=np.float64, na_value=np.nan)
+                x = as_float(col)
             except (TypeError, ValueError):
                 raise DataError(f"{source}: column {c.name!r} should hold numbers, found {col.dtype}") from None
             gone = np.isnan(x)
@@ -209,6 +211,9 @@ def _restore(values: pd.Series, c: ColumnSpec) -> pd.Series:
     """Give decoded values the column's original dtype where it can hold them (an int column with missing values
     stays float, a bool column with missing values stays object)."""
     try:
+        temporal = from_seconds(values, c.dtype)
+        if temporal is not None:
+            return temporal
         if c.dtype == "category":
             cats = [v for v in c.levels or [] if v is not None] if c.kind != "constant" else c.levels
             return pd.Series(pd.Categorical(values, categories=cats))
@@ -238,7 +243,7 @@ def fit_table(
         if kind == "constant":
             spec.levels = [_plain(col.iloc[0])]
         elif spec.numeric:
-            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            values = as_float(col)
             present = values[~np.isnan(values)]
             spec.missing = bool(everything[name].isna().any())
             spec.fill = float(np.median(present)) if spec.missing else None

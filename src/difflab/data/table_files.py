@@ -27,8 +27,8 @@ def check_table_format(path: Path, *, all_numbers: bool, text_columns: list[str]
         raise DifflabError(f"{path}: unknown output format {suffix!r}; use one of: {', '.join(TABLE_FORMATS)}")
     if suffix == ".npy" and not all_numbers:
         shown = ", ".join(repr(c) for c in text_columns[:3])
-        raise DifflabError(f"{path}: a .npy file holds numbers only, and the table's column(s) {shown} hold labels; "
-                           "write .csv or .parquet")
+        raise DifflabError(f"{path}: a .npy file holds numbers only, and the table's column(s) {shown} hold labels "
+                           "or dates; write .csv or .parquet")
 
 
 def write_table(path: str | Path, frames: Iterable[pd.DataFrame], *, n: int) -> Path:

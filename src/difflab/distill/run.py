@@ -34,8 +34,9 @@ from difflab.distill.rows import network_rows
 from difflab.distill.settings import CONSISTENCY_GRID, DEVICES, DistillSettings, make_settings
 from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.io import atomic_path, read_json, write_json
+from difflab.lock import LOCK_FILE, writing
 from difflab.models import build_model
-from difflab.rundir import FILES, Run, arch_meta, load_run, write_loss
+from difflab.rundir import FILES, Run, arch_meta, load_run, save_model, write_loss
 from difflab.sampling.output import check_writable
 from difflab.weights import load_weights, save_weights
 
@@ -134,7 +135,7 @@ def check_out(out: Path, resume: bool) -> None:
         if not (out / CHECKPOINT).exists() or not (out / DISTILL_FILE).exists():
             raise RunDirError(f"{out}: no {CHECKPOINT} to resume from")
         return
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise DifflabError(f"{out}: folder is not empty; choose a new or empty --out (or --resume a distillation)")
     check_writable(out)
 
@@ -167,6 +168,14 @@ def distill_run(teacher_dir: str | Path, out: str | Path, settings: DistillSetti
     if device not in DEVICES:
         raise ConfigError(f"device {device!r}: choose one of: {' | '.join(DEVICES)}")
     check_out(out, resume)
+    with writing(out):  # one writer at a time (difflab.lock)
+        check_out(out, resume)
+        return _distill_locked(teacher_dir, out, settings, resume=resume, progress=progress, device=device,
+                               on_round=on_round)
+
+
+def _distill_locked(teacher_dir: str | Path, out: Path, settings: DistillSettings, *, resume: bool, progress: bool,
+                    device: str, on_round: Callable[[int, nn.Module], None] | None) -> Run:
     teacher = load_run(teacher_dir)
     if resume:
         was, saved = saved_settings(out)
@@ -199,8 +208,7 @@ def distill_run(teacher_dir: str | Path, out: str | Path, settings: DistillSetti
     dim = teacher.dim
     meta = arch_meta(cfg, dim, network_shape(cfg, teacher.diffusion, dim)["T"], teacher.columns)
     record = {"teacher": str(teacher.path.resolve()), "method": settings.method, "steps": settings.steps}
-    save_weights(out / FILES["model"], net.state_dict(), {**meta, "step": loop.done_steps(), "seconds": seconds,
-                                                          "distill": record})
+    save_model(out, net.state_dict(), {**meta, "step": loop.done_steps(), "seconds": seconds, "distill": record})
     write_loss(out / FILES["loss"], loop.losses)
     _write_record(teacher, out, settings, n_teacher, seconds=seconds, wall=time.perf_counter() - start)
     return load_run(out)

@@ -19,7 +19,8 @@ def evaluate(
     n: Annotated[int | None, Opt(help="Points per sample in every comparison (the floor depends on n; default: "
                                  "2000, or the most a small reference allows).", show_default=False)] = None,
     repeats: Annotated[int, Opt(help="Independent repeats averaged.")] = 3,
-    seed: Annotated[int, Opt(help="Seed of the samples, the true samples and the metrics.")] = 0,
+    seed: Annotated[int, Opt(help="Seed of the samples, the true samples and the metrics.", min=0,
+                             max=2**63 - 1)] = 0,
     metrics: Annotated[str | None, Opt(help="Comma-separated: w1, energy, mmd, swd, c2st (default: all).")] = None,
     sampler: Annotated[str | None, Opt(help="ddpm | ddim | dpm++ (default: the run's).")] = None,
     steps: Annotated[int | None, Opt(help="Model calls K, 1 ≤ K ≤ T (default: T).")] = None,
@@ -36,6 +37,7 @@ def evaluate(
                                    "the reference's mean and sd.")] = False,
     target_column: Annotated[str | None, Opt("--target", help="Column that ML efficacy predicts (default: a column named 'target', "
                                       "if the table has one).")] = None,
+    force: Annotated[bool, Opt("--force", help="Allow --json to replace one of a run's own files.")] = False,
 ) -> None:
     """Compare a run's samples (or a sample file) with true points: every metric next to its noise floor, plus
     memorisation (distance to closest record), against real rows per-column KS/TV, correlations, piling at range
@@ -46,10 +48,16 @@ def evaluate(
         raise DifflabError(f"{target}: no such run directory or sample file")
     from difflab.evaluation.report import evaluate_file, evaluate_run, format_report, parse_metrics, to_json
     from difflab.io import write_json
+    from difflab.limits import check
+    from difflab.protect import check_not_protected
     from difflab.sampling.output import check_output_path
 
     names = parse_metrics(metrics)
+    if n is not None:
+        check("eval_n", n, label="--n")
+    check("repeats", repeats, label="--repeats")
     if json_out is not None:
+        check_not_protected(json_out, force=force, option="--json")
         check_output_path(json_out, formats=(".json",))
     if target.is_dir():
         report = evaluate_run(target, n=n, repeats=repeats, seed=seed, metrics=names, reference=reference,

@@ -3,6 +3,7 @@ each written to its own run directory exactly as :func:`difflab.pipeline.train_r
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable
 from pathlib import Path
 
@@ -13,12 +14,14 @@ from difflab.compute import warn_fallback
 from difflab.config import RunConfig
 from difflab.data.prepare import prepare_data
 from difflab.errors import ConfigError, DataError, DifflabError
+from difflab.lock import writing
 from difflab.pipeline.single import initial_model, train_run
 from difflab.rundir import (
     FILES,
     Run,
     arch_meta,
     check_out,
+    save_model,
     write_loss,
     write_run_files,
 )
@@ -72,6 +75,18 @@ def train_many(
     for c, o in zip(cfgs, outs, strict=True):
         check_out(o, False)
         check_config(c)
+    with contextlib.ExitStack() as locks:  # every member's folder, locked while it is written (difflab.lock)
+        for o in outs:
+            locks.enter_context(writing(o))
+        for o in outs:
+            check_out(o, False)
+        runs = _train_locked(cfgs, outs, progress=progress, checkpoint=checkpoint)
+    return runs if runs is not None else _one_by_one(cfgs, outs, progress=progress, checkpoint=checkpoint)
+
+
+def _train_locked(cfgs: list[RunConfig], outs: list[Path], *, progress: bool, checkpoint: bool) -> list[Run] | None:
+    """The batched training and the files of :func:`train_many`; None if the batched trainer failed (after one
+    warning), for the caller to train the members one by one once their locks are released."""
     datas = [prepare_data(c.data) for c in cfgs]
     diffusions = [build_process(c) for c in cfgs]
     xs = [d.scaled for d in datas]
@@ -91,7 +106,7 @@ def train_many(
     except Exception as e:  # a kernel, the memory or the driver: the same runs one by one still work
         warn_fallback(f"batched training of {M} runs", e, instead="training them one by one instead",
                       skip="Train them with train_run (or a sweep with one cell per group) to skip the attempt.")
-        return _one_by_one(cfgs, outs, progress=progress, checkpoint=checkpoint)
+        return None
     runs = []
     for m, (c, o, data, d) in enumerate(zip(cfgs, outs, datas, diffusions, strict=True)):
         o.mkdir(parents=True, exist_ok=True)
@@ -100,7 +115,7 @@ def train_many(
         state = states[m]
         if checkpoint:
             save_weights(o / FILES["checkpoint"], state["checkpoint"], {**meta, "planned_steps": c.train.steps})
-        save_weights(o / FILES["model"], state["eval"], meta)
+        save_model(o, state["eval"], meta)
         write_loss(o / FILES["loss"], losses[:, m].tolist())
         model = initial_network(c, d, dim)
         model.load_state_dict(state["eval"])

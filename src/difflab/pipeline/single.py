@@ -18,12 +18,14 @@ from difflab.config import RunConfig
 from difflab.data.prepare import PreparedData, prepare_data
 from difflab.diffusion import Process, get_parameterization
 from difflab.errors import ConfigError, DifflabError, RunDirError
+from difflab.lock import writing
 from difflab.models import MODELS
 from difflab.rundir import (
     FILES,
     Run,
     arch_meta,
     check_out,
+    save_model,
     write_loss,
     write_run_files,
 )
@@ -87,7 +89,7 @@ def _oracle_run(cfg: RunConfig, out: Path, data: PreparedData, diffusion: Proces
     out.mkdir(parents=True, exist_ok=True)
     write_run_files(out, cfg, data, diffusion)
     meta = arch_meta(cfg, len(data.columns), diffusion.T, data.columns)
-    save_weights(out / FILES["model"], model.state_dict(), {**meta, "step": 0, "seconds": 0.0})
+    save_model(out, model.state_dict(), {**meta, "step": 0, "seconds": 0.0})
     write_loss(out / FILES["loss"], [model.denoising_loss(data.scaled, seed=cfg.train.seed)])
     return Run(out, cfg, data.columns, data.scaler, diffusion, model.eval(), data.toy, data.train, data.heldout, 0.0,
                table=data.table)
@@ -99,10 +101,17 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     ``data``: rows already prepared (e.g. from a DataFrame in memory) instead of loading ``cfg.data.source``.
 
     Continuing a run gives the same weights as training to the same step count straight, as long as the learning
-    rate does not depend on the total (constant schedule, or a warm-up not yet finished).
+    rate does not depend on the total (constant schedule, or a warm-up not yet finished). The run directory is
+    locked while it is written (:func:`difflab.lock.writing`): a second writer, or a reader, is refused in one line.
     """
     out = Path(out)
-    check_out(out, resume)
+    check_out(out, resume)  # before the folder is made: an --out that can never be a run leaves nothing
+    with writing(out):
+        return _train_locked(cfg, out, resume=resume, progress=progress, data=data)
+
+
+def _train_locked(cfg: RunConfig, out: Path, *, resume: bool, progress: bool, data: PreparedData | None) -> Run:
+    check_out(out, resume)  # again, under the lock: another process may have finished a run here meanwhile
     check_config(cfg)
     data = prepare_data(cfg.data) if data is None else data
     diffusion = build_process(cfg)
@@ -137,8 +146,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     start = time.perf_counter()
     seconds = earlier + trainer.fit(progress=progress, on_checkpoint=checkpoint)
     eval_model = trainer.eval_model().cpu().eval()
-    save_weights(out / FILES["model"], eval_model.state_dict(),
-                 {**meta, "step": trainer.step_count, "seconds": seconds})
+    save_model(out, eval_model.state_dict(), {**meta, "step": trainer.step_count, "seconds": seconds})
     write_loss(out / FILES["loss"], trainer.losses())
     return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds,
                table=data.table, condition=data.condition)

@@ -4,7 +4,6 @@ then sections of Plotly figures, tables and notes. Written atomically.
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from difflab.escape import html_text
 from difflab.io import atomic_open
 
 # No Plotly logo; figures follow the page's width.
@@ -57,11 +57,11 @@ def figure_html(fig: go.Figure, div_id: str) -> str:
 def table_html(header: Sequence[str], rows: Sequence[Sequence[object]], *, table_id: str | None = None,
                text_columns: Sequence[int] = ()) -> str:
     """A plain HTML table, every cell escaped; numbers align right, the first column and ``text_columns`` left."""
-    ident = f' id="{html.escape(table_id)}"' if table_id else ""
+    ident = f' id="{html_text(table_id)}"' if table_id else ""
 
     def cell(tag: str, j: int, value: object) -> str:
         cls = ' class="text"' if j in text_columns else ""
-        return f"<{tag}{cls}>{html.escape(str(value))}</{tag}>"
+        return f"<{tag}{cls}>{html_text(value)}</{tag}>"
 
     head = "".join(cell("th", j, h) for j, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell("td", j, c) for j, c in enumerate(row)) + "</tr>" for row in rows)
@@ -71,22 +71,22 @@ def table_html(header: Sequence[str], rows: Sequence[Sequence[object]], *, table
 def paragraph(text: str, cls: str | None = None) -> str:
     """Escaped text in a ``<p>``."""
     open_tag = f'<p class="{cls}">' if cls else "<p>"
-    return f"{open_tag}{html.escape(text)}</p>"
+    return f"{open_tag}{html_text(text)}</p>"
 
 
 def render_page(title: str, sections: Sequence[Section], *, intro: Sequence[str] = ()) -> str:
     """The whole page: head with the styles and plotly.js, a title, intro paragraphs, a table of contents and the
     sections. Only the section bodies are raw HTML; titles, notes and intro lines are escaped."""
-    nav = " ".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
-    parts = [f"<h1>{html.escape(title)}</h1>", *(paragraph(line) for line in intro), f"<nav>{nav}</nav>"]
+    nav = " ".join(f'<a href="#{s.anchor}">{html_text(s.title)}</a>' for s in sections)
+    parts = [f"<h1>{html_text(title)}</h1>", *(paragraph(line) for line in intro), f"<nav>{nav}</nav>"]
     for s in sections:
-        parts.append(f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>')
+        parts.append(f'<section id="{s.anchor}"><h2>{html_text(s.title)}</h2>')
         if s.note:
             parts.append(paragraph(s.note, "note"))
         parts.append(s.body + "</section>")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n"
+        f"<title>{html_text(title)}</title>\n<style>{STYLE}</style>\n"
         f'<script type="text/javascript">{get_plotlyjs()}</script>\n</head>\n<body>\n'
         + "\n".join(parts) + "\n</body>\n</html>\n"
     )

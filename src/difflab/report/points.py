@@ -54,12 +54,13 @@ def _hist(v: np.ndarray, bins: dict[str, float], name: str, color: str, *, verti
                         name=name, legendgroup=name, showlegend=showlegend, marker={"color": color})
 
 
-def samples_figures(data: np.ndarray, samples: np.ndarray, columns: Sequence[str] | None = None, *,
+def samples_figures(data: np.ndarray | None, samples: np.ndarray, columns: Sequence[str] | None = None, *,
                     max_points: int = 2000, seed: int = 0) -> list[go.Figure]:
-    """The figures of generated ``samples`` against ``data`` (both (n, D), data units), as described above.
-    Non-finite sample rows (a diverged run) are left out; at most ``max_points`` points of each are drawn."""
-    x = panels.subsample(panels.as_points(data, "data"), max_points, seed)
+    """The figures of generated ``samples`` against ``data`` (both (n, D), data units), as described above; the
+    samples alone when ``data`` is None (a page that must not carry training rows). Non-finite sample rows (a
+    diverged run) are left out; at most ``max_points`` points of each are drawn."""
     y, _ = panels.finite_rows(panels.as_points(samples, "samples"))
+    x = panels.subsample(panels.as_points(data, "data"), max_points, seed) if data is not None else y[:0]
     if x.shape[1] != y.shape[1]:
         raise DifflabError(f"samples have {y.shape[1]} columns, the data {x.shape[1]}")
     if len(y) == 0:
@@ -72,11 +73,16 @@ def samples_figures(data: np.ndarray, samples: np.ndarray, columns: Sequence[str
     return [*figs, marginals_figure(x, y, names)]
 
 
+def _clouds(x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, str, str]]:
+    """(points, name, colour) of the data (unless it has no rows) and of the samples."""
+    return [(x, "data", DATA_COLOR)] * bool(len(x)) + [(y, "samples", SAMPLE_COLOR)]
+
+
 def joint_figure(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> go.Figure:
     """D = 2: scatter and density contours of data and samples, marginal histograms on top and right."""
     fig = make_subplots(rows=2, cols=2, row_heights=[0.22, 0.78], column_widths=[0.78, 0.22], shared_xaxes=True,
                         shared_yaxes=True, horizontal_spacing=0.02, vertical_spacing=0.02)
-    for pts, name, color in ((x, "data", DATA_COLOR), (y, "samples", SAMPLE_COLOR)):
+    for pts, name, color in _clouds(x, y):
         fig.add_trace(go.Scatter(x=pts[:, 0].astype(np.float32), y=pts[:, 1].astype(np.float32), mode="markers",
                                  name=name, legendgroup=name, marker={"size": 3, "color": color}), row=2, col=1)
         fig.add_trace(go.Histogram2dContour(
@@ -85,7 +91,7 @@ def joint_figure(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> go.Figur
             contours={"coloring": "none"}, line={"color": LINE_COLOR[color], "width": 1}), row=2, col=1)
     for col, (row, c, vertical) in enumerate(((1, 1, True), (2, 2, False))):
         bins = _bins(x[:, col], y[:, col])
-        for pts, name, color in ((x, "data", DATA_COLOR), (y, "samples", SAMPLE_COLOR)):
+        for pts, name, color in _clouds(x, y):
             fig.add_trace(_hist(pts[:, col], bins, name, color, vertical=vertical, showlegend=False), row=row, col=c)
     lims = panels.limits([x, y], pad=0.05)  # robust: a few far-out samples of a poor model do not squash the rest
     fig.update_xaxes(title_text=names[0], range=list(lims[0]), row=2, col=1)
@@ -102,7 +108,7 @@ def pairs_figure(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> go.Figur
                                           for j in range(k)],
                               name=name, marker={"size": 2.5, "color": color}, diagonal={"visible": False},
                               showupperhalf=False)
-                     for pts, name, color in ((x, "data", DATA_COLOR), (y, "samples", SAMPLE_COLOR))])
+                     for pts, name, color in _clouds(x, y)])
     lims = panels.limits([x[:, :k], y[:, :k]], pad=0.05)
     axes = {f"{a}axis{j + 1 if j else ''}": {"range": list(lims[j])} for j in range(k) for a in "xy"}
     fig.update_layout(height=180 * k + 80, legend={"orientation": "h", "y": 1.04}, margin={"t": 50, "b": 40}, **axes)
@@ -118,7 +124,7 @@ def marginals_figure(x: np.ndarray, y: np.ndarray, names: Sequence[str]) -> go.F
                         horizontal_spacing=0.06, vertical_spacing=0.12 if nrows > 1 else 0.1)
     for j in range(k):
         bins = _bins(x[:, j], y[:, j])
-        for pts, name, color in ((x, "data", DATA_COLOR), (y, "samples", SAMPLE_COLOR)):
+        for pts, name, color in _clouds(x, y):
             fig.add_trace(_hist(pts[:, j], bins, name, color, showlegend=j == 0), row=j // ncols + 1,
                           col=j % ncols + 1)
     fig.update_layout(barmode="overlay", height=max(320, 230 * nrows + 60), legend={"orientation": "h", "y": 1.1},

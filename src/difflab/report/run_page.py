@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from difflab.errors import ConfigError
+from difflab.escape import html_text
 from difflab.evaluation.metrics import METRICS
 from difflab.evaluation.report import evaluate_run
+from difflab.limits import check
+from difflab.protect import check_not_protected
 from difflab.report import points, process
 from difflab.report.html import Section, figure_html, render_page, table_html, write_page
 from difflab.rundir import FILES, Run, load_run, read_loss
@@ -70,9 +73,19 @@ def metrics_section(run: Run, *, n: int, repeats: int, seed: int) -> Section:
     return Section(title, body, note=note)
 
 
-def _intro(run: Run, n: int, seed: int, times: list[int]) -> list[str]:
+# How many training rows the page carries at most: the samples figure's data (2000), the forward process (400) and
+# the field's background (1000) are drawn from the same rows.
+EMBEDDED_ROWS = 2000
+
+
+def _intro(run: Run, n: int, seed: int, times: list[int], *, no_data: bool) -> list[str]:
     c = run.config
     seconds = f", trained in {run.seconds:.3g} s" if math.isfinite(run.seconds) else ""
+    rows = min(len(run.train), EMBEDDED_ROWS)
+    privacy = ("This page holds no training rows (--no-data): the forward process and the field's background show "
+               "generated samples instead." if no_data else
+               f"This page holds up to {rows} of the run's real training rows (in the figures' data, as numbers "
+               "anyone with the file can read); share it with care, or write it with --no-data.")
     return [
         f"Run {run.path}: {c.data.source} ({len(run.train)} training rows, D = {run.dim}: {', '.join(run.columns)}).",
         f"Model {c.model.name} ({c.diffusion.parameterization}-prediction), schedule {run.config.diffusion.schedule} "
@@ -80,39 +93,58 @@ def _intro(run: Run, n: int, seed: int, times: list[int]) -> list[str]:
         f"{len(times) - 1} steps.",
         f"Figures from {n} samples drawn with seed {seed}. Move the sliders to step through t; drag to zoom, "
         "double-click to reset, click a legend entry to hide it.",
+        privacy,
     ]
 
 
+def _relabel(fig: Any, old: str, new: str) -> Any:
+    """``fig`` with ``old`` replaced by ``new`` in its trace names (frames too) and subplot titles."""
+    for trace in [*fig.data, *(t for f in fig.frames or () for t in f.data)]:
+        if isinstance(getattr(trace, "name", None), str):
+            trace.name = trace.name.replace(old, new)
+    for note in fig.layout.annotations or ():
+        if isinstance(note.text, str):
+            note.text = note.text.replace(old, new)
+    return fig
+
+
 def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 0, eval_n: int = 2000,
-                 repeats: int = 3) -> str:
-    """The page of the run at ``run_dir`` as HTML text (see the module docstring)."""
+                 repeats: int = 3, no_data: bool = False) -> str:
+    """The page of the run at ``run_dir`` as HTML text (see the module docstring). ``no_data``: no training row
+    on the page (the figures that show them show generated samples instead)."""
     for name, value, low in (("--n", n, 1), ("--eval-n", eval_n, 2), ("--repeats", repeats, 1)):
         if value < low:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
+    check("points", n, label="--n")
+    check("eval_n", eval_n, label="--eval-n")
+    check("repeats", repeats, label="--repeats")
     run = load_run(run_dir)
     steps, losses = read_loss(run.path / FILES["loss"])  # a run without a readable loss log fails before sampling
     times = trajectory_times(run)
     samples, traj = sample_run(run, n, seed=seed, trajectory=True)
     assert traj is not None
-    scaled = run.scaler.transform(run.train)
+    shown = run.scaler.transform(samples) if no_data else run.scaler.transform(run.train)
+    columns = [html_text(c) for c in run.columns]  # Plotly draws strings as HTML (difflab.escape)
+    figure = (lambda fig: _relabel(fig, "training data", "generated samples")) if no_data else (lambda fig: fig)
     d = run.dim
     process_note = {1: "D = 1: the density of x_t, as histograms.", 2: ""}.get(
         d, f"D = {d}: the first two of {d} columns of x_t.")
     sections = [Section(
         "Forward and reverse process",
-        figure_html(process.process_figure(scaled, traj, times, run.diffusion, seed=seed,
-                                           columns=run.columns), "process"),
+        figure_html(figure(process.process_figure(shown, traj, times, run.diffusion, seed=seed,
+                                                  columns=columns)), "process"),
         note=f"In the scaled space, where the diffusion runs. {process_note}".strip())]
     if d == 2:
         sections.append(Section("The learned field −ε̂(x, t)", figure_html(
-            process.field_figure(eps_fn(run), traj, times, scaled), "field"),
+            figure(process.field_figure(eps_fn(run), traj, times, shown)), "field"),
             note="Arrows: minus the predicted noise, the direction the reverse step moves x_t; one arrow scale "
                  "for every t. Red: reverse trajectories from x_T down to t."))
     else:
         sections.append(Section("The learned field −ε̂(x, t)", "", note=f"The vector field is drawn for D = 2 "
                                 f"only; this run has D = {d}. The reverse process is in the figure above."))
-    figs = points.samples_figures(run.train, samples, run.columns, seed=seed)
-    sections.append(Section("Samples against data", "".join(
+    figs = points.samples_figures(None if no_data else run.train, samples, columns, seed=seed,
+                                  max_points=EMBEDDED_ROWS)
+    sections.append(Section("Samples" if no_data else "Samples against data", "".join(
         figure_html(f, f"samples-{i}") for i, f in enumerate(figs)),
         note=f"In the data's units. {points.what_is_shown(d)}"))
     sections.append(metrics_section(run, n=eval_n, repeats=repeats, seed=seed))
@@ -120,12 +152,14 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
     sections.append(Section("Noise schedule", figure_html(
         process.schedule_figure(run.diffusion, f"{run.config.diffusion.schedule}, T = {run.diffusion.T}"),
         "schedule")))
-    return render_page(f"difflab report: {run.path.name}", sections, intro=_intro(run, n, seed, times))
+    return render_page(f"difflab report: {run.path.name}", sections,
+                       intro=_intro(run, n, seed, times, no_data=no_data))
 
 
-def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-                 **options: Any) -> Path:
+def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
+                 force: bool = False, **options: Any) -> Path:
     """Write the page of ``run_dir`` to ``out`` (default RUN_DIR/report.html); ``options`` as for
-    :func:`build_report`. Returns the path."""
+    :func:`build_report`. ``force``: allow ``out`` to be a run's or a sweep's own file. Returns the path."""
+    check_not_protected(Path(out) if out is not None else Path(run_dir) / DEFAULT_NAME, force=force)
     path = report_path(run_dir, out)
     return write_page(path, build_report(run_dir, **options))

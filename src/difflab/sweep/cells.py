@@ -20,6 +20,7 @@ import numpy as np
 
 from difflab.errors import DataError, DifflabError
 from difflab.io import write_json
+from difflab.lock import check_free
 
 RESULT, FAILED = "result.json", "failed.json"
 # The sampler's generator gets seed + offset so its noise is not the stream that trained the same cell.
@@ -118,8 +119,10 @@ def evaluate_run(run: Any, evaluate: dict[str, Any], seed: int) -> dict[str, Any
 
 
 def _start_over(path: Path) -> None:
-    """An unfinished cell (crashed or interrupted) is trained again from nothing."""
+    """An unfinished cell (crashed or interrupted) is trained again from nothing; not one that a process (a worker
+    of a sweep that is still running elsewhere) writes now."""
     if path.exists():
+        check_free(path)
         shutil.rmtree(path)
 
 

@@ -46,6 +46,9 @@ def sweep(
     batch: Annotated[bool, Opt("--batch/--no-batch", help="Train compatible cells together when batched "
                                "training is available (their train seconds are then shared).")] = True,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No line per finished cell.")] = False,
+    force: Annotated[bool, Opt("--force", help="Write into an --out that holds something else, or a sweep of "
+                               "another grid, replacing its results (and retraining cells finished with another "
+                               "config).")] = False,
 ) -> None:
     """Train and evaluate every cell of a grid (options × seeds) in parallel, in local processes or on a Ray
     cluster; write results.csv, results.md (mean ± sd over seeds) and results.png. Exit status 1 if any cell
@@ -56,7 +59,7 @@ def sweep(
     spec = apply_changes(load_grid(grid), list(set_ or []), _seeds(seeds))
     spec.command = shlex.join(["difflab", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else ""
     summary = run_sweep(spec, out, backend=backend, workers=workers, address=address, cpus_per_task=cpus_per_task,
-                        gpus_per_task=gpus_per_task, batch=batch,
+                        gpus_per_task=gpus_per_task, batch=batch, force=force,
                         echo=(lambda s: None) if quiet else typer.echo,
                         echo_err=lambda s: typer.echo(s, err=True))
     typer.echo(summary.line())

@@ -24,8 +24,10 @@ table describes the Markdown page written by :mod:`difflab.sweep.page`.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from pydantic import BaseModel
 
 from difflab.config import RunConfig, resolve_config
 from difflab.errors import ConfigError, UnworkableConfig
+from difflab.limits import check
 
 SECTIONS = ("data", "diffusion", "model", "train", "sample")
 TOP_LEVEL = {"preset", "seeds", "seed_keys", "grid", "evaluate", "report", *SECTIONS}
@@ -162,9 +165,16 @@ def _evaluate(raw: Any, where: str) -> EvaluateSettings:
     if unknown:
         raise ConfigError(f"{where}: [evaluate] has unknown key '{sorted(unknown)[0]}' "
                           "(known: n, repeats, metrics, elbo)")
+    metrics = raw.get("metrics", list(EvaluateSettings.metrics))
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ConfigError(f"{where}: [evaluate] metrics must be a list of names, e.g. [\"w1\", \"energy\"]; got "
+                          f"{metrics!r}")
     ev = EvaluateSettings(**{k: tuple(v) if k == "metrics" else v for k, v in raw.items()})
-    if not isinstance(ev.n, int) or ev.n < 2 or not isinstance(ev.repeats, int) or ev.repeats < 1:
+    if (isinstance(ev.n, bool) or not isinstance(ev.n, int) or ev.n < 2 or isinstance(ev.repeats, bool)
+            or not isinstance(ev.repeats, int) or ev.repeats < 1):
         raise ConfigError(f"{where}: [evaluate] needs n >= 2 and repeats >= 1, got n={ev.n!r}, repeats={ev.repeats!r}")
+    check("eval_n", ev.n, label=f"{where}: [evaluate] n =")
+    check("repeats", ev.repeats, label=f"{where}: [evaluate] repeats =")
     bad = [m for m in ev.metrics if m not in METRICS]
     if bad or not ev.metrics:
         raise ConfigError(f"{where}: [evaluate] unknown metric {bad[0] if bad else '(none)'!r}; "
@@ -306,6 +316,9 @@ def _refusal(cfg: RunConfig, where: str) -> str | None:
 def expand(spec: GridSpec) -> list[Cell]:
     """All cells: each product of axes × seeds, resolved and checked; duplicates (same config) dropped."""
     names = short_names(spec.keys)
+    planned = sum(math.prod(len(v) for v in axes.values()) * len(own or spec.seeds)
+                  for axes, own in zip(spec.axes, spec.grid_seeds, strict=True))
+    check("cells", planned, label=f"{spec.source}: a grid of")  # before any cell is resolved
     cells: list[Cell] = []
     seen: set[str] = set()
     for axes, own_seeds in zip(spec.axes, spec.grid_seeds, strict=True):
@@ -335,8 +348,8 @@ def expand(spec: GridSpec) -> list[Cell]:
         raise ConfigError(f"{spec.source}: the grid has no cells (an axis is an empty list)")
     if all(c.refused for c in cells):  # nothing would run: most likely a typo, not a grid of impossible cells
         raise ConfigError(f"{spec.source}: cell {cells[0].id}: {cells[0].refused}")
-    ids = [c.id for c in cells]
-    dup = next((i for i in ids if ids.count(i) > 1), None)
+    counts = Counter(c.id for c in cells)
+    dup = next((i for i, k in counts.items() if k > 1), None)
     if dup is not None:
         raise ConfigError(f"{spec.source}: two different cells are both named '{dup}'; give the grids distinct keys")
     return cells

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from difflab.errors import DifflabError
+from difflab.escape import markdown_text
 from difflab.io import atomic_open
 from difflab.sweep.grid import short_names
 from difflab.sweep.report import (
@@ -63,10 +64,11 @@ def _pivot_markdown(table: pd.DataFrame, rows: list[str], col: str, metric: str,
         idx_t = idx if isinstance(idx, tuple) else (idx,)
         m, s = means.loc[idx].to_numpy(float), sds.loc[idx].to_numpy(float)
         best = np.nanargmin(np.where(np.isnan(m), np.inf, m)) if np.isfinite(m).any() else -1
-        cells = [("**" + mean_sd(a, b) + "**") if j == best else mean_sd(a, b) for j, (a, b) in enumerate(zip(m, s))]
-        body.append([str(v) for v in idx_t] + cells)
+        cells = [markdown_text(mean_sd(a, b)) for a, b in zip(m, s)]
+        cells = [f"**{c}**" if j == best else c for j, c in enumerate(cells)]
+        body.append([markdown_text(v) for v in idx_t] + cells)
     header = [names.get(r, r) for r in rows] + [f"{names.get(col, col)}={c}" for c in means.columns]
-    return md_table(header, body)
+    return md_table([markdown_text(h) for h in header], body, escaped=True)
 
 
 def _pivot_sentence(df: pd.DataFrame, table: pd.DataFrame, rows: list[str], col: str, metric: str) -> str:
@@ -209,8 +211,8 @@ def write_page(out: str | Path, page: str | Path) -> Path:
     if rep.get("command"):
         text += ["Regenerate this page (all cells; finished ones are skipped):", "", "```sh", rep["command"], "```", ""]
     if spec.get("changes"):
-        text += [f"> **Reduced run.** The numbers below come from `{spec.get('command') or 'difflab sweep'}`, which "
-                 f"changes the grid file: {'; '.join(spec['changes'])}. The full grid has not been run for this "
+        text += [f"> **Reduced run.** The numbers below come from {markdown_text(spec.get('command') or 'difflab sweep')}, "
+                 f"which changes the grid file: {markdown_text('; '.join(spec['changes']))}. The full grid has not been run for this "
                  "page yet; read the conclusions as provisional.", ""]
     text += [rep.get("intro", "").strip(), "",
              f"Evaluation: n = {spec['evaluate']['n']} points per sample, {spec['evaluate']['repeats']} repeats; "
@@ -236,11 +238,12 @@ def write_page(out: str | Path, page: str | Path) -> Path:
         text += [f"![every combination]({rel}/{fig.name})", ""]
     failed = df[df["status"].str.startswith("failed")]
     if len(failed):
-        text += ["Failed cells:", ""] + [f"- `{r['cell']}`: {r['status']}" for _, r in failed.iterrows()] + [""]
+        text += ["Failed cells:", ""] + [f"- `{r['cell']}`: {markdown_text(r['status'])}"
+                                         for _, r in failed.iterrows()] + [""]
     refused = df[df["status"].str.startswith("refused")].drop_duplicates("status")
     if len(refused):
         text += ["Refused before training (the configuration cannot work; one line per reason):", ""]
-        text += [f"- `{r['cell']}` and the cells like it: {r['status'].removeprefix('refused: ')}"
+        text += [f"- `{r['cell']}` and the cells like it: {markdown_text(r['status'].removeprefix('refused: '))}"
                  for _, r in refused.iterrows()] + [""]
     with atomic_open(page, "w", encoding="utf-8") as f:
         f.write("\n".join(text))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from difflab.errors import DifflabError
+from difflab.escape import html_text, markdown_table, markdown_text
 from difflab.io import atomic_open, read_json
 from difflab.sweep.grid import short_names
 
@@ -110,9 +112,10 @@ def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
 # --- tables and figures ----------------------------------------------------------------------------------------------
 
 
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+def md_table(header: list[str], rows: list[list[str]], *, escaped: bool = False) -> str:
+    """A Markdown table; cells are grid values, labels and numbers, escaped (:func:`difflab.escape.markdown_text`)
+    unless ``escaped`` (the caller did, and added its own markup)."""
+    return markdown_table(header, rows, escaped=escaped)
 
 
 def _label(col: str) -> str:
@@ -144,12 +147,13 @@ def status_counts(df: pd.DataFrame) -> str:
     return ", ".join(f"{int((kinds == k).sum())} {k}" for k in ("ok", "diverged", "failed", "refused", "pending"))
 
 
-def _intro(plan: dict[str, Any], df: pd.DataFrame, code: str = "`") -> list[str]:
-    """The lines above the table: the grid, the evaluation settings and how many cells are done."""
+def _intro(plan: dict[str, Any], df: pd.DataFrame, text: Callable[[Any], str] = str) -> list[str]:
+    """The lines above the table: the grid, the evaluation settings and how many cells are done; the grid's path
+    and the command line's changes go through ``text`` (:func:`difflab.escape.markdown_text` for Markdown)."""
     ev = plan["spec"]["evaluate"]
     changes = plan["spec"].get("changes") or []
-    changed = f"; changed on the command line: {'; '.join(changes)}" if changes else ""
-    return [f"Grid: {code}{plan['spec']['source']}{code}{changed}",
+    changed = f"; changed on the command line: {text('; '.join(changes))}" if changes else ""
+    return [f"Grid: {text(plan['spec']['source'])}{changed}",
             f"Evaluation: n = {ev['n']} points per sample, {ev['repeats']} repeats; {RATIO_NOTE}.",
             f"Cells: {len(df)} ({status_counts(df)}). Values are mean ± sd over seeds."]
 
@@ -160,7 +164,7 @@ def write_tables(out: str | Path) -> None:
     plan, df = load_results(out)
     with atomic_open(out / "results.csv", "w", encoding="utf-8", newline="") as f:
         df.to_csv(f, index=False)
-    text = ["# Sweep results", "", *_intro(plan, df), "", summary_table(plan, df), ""]
+    text = ["# Sweep results", "", *_intro(plan, df, markdown_text), "", summary_table(plan, df), ""]
     with atomic_open(out / "results.md", "w", encoding="utf-8") as f:
         f.write("\n".join(text))
 
@@ -243,8 +247,10 @@ def write_html(out: str | Path, path: str | Path | None = None) -> Path:
                                                        agg[f"{col}_sd"].to_numpy(float), _per_seed(df, agg, keys, col))
               for col in ratios}
     header, rows = summary_rows(plan, df)
-    return write_results_page(path or out / "results.html", title="Sweep results", intro=_intro(plan, df, code=""),
-                              labels=[_combo_label(r, keys, names) for _, r in agg.iterrows()], series=series,
+    # Plotly draws the combinations' labels (the grid's values) as HTML: escaped here, once (difflab.escape).
+    return write_results_page(path or out / "results.html", title="Sweep results", intro=_intro(plan, df),
+                              labels=[html_text(_combo_label(r, keys, names)) for _, r in agg.iterrows()],
+                              series=series,
                               header=header, rows=rows)
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import read_json, write_json
+from difflab.limits import check
+from difflab.lock import LOCK_FILE, writing
 from difflab.sweep.backends import BackendOptions, open_backend
 from difflab.sweep.cells import RESULT, Job, Outcome, Task
 from difflab.sweep.grid import Cell, GridSpec, expand, get_dotted
@@ -64,10 +66,12 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else f"{prefix} was {a!r}, now {b!r}"
 
 
-def plan_jobs(cells: list[Cell], out: Path, evaluate: dict[str, Any]) -> tuple[list[Job], int]:
+def plan_jobs(cells: list[Cell], out: Path, evaluate: dict[str, Any], *,
+              force: bool = False) -> tuple[list[Job], int]:
     """Jobs for the cells not yet done, and the number already done (result.json with the same settings).
 
-    A done cell whose config differs from the grid's is an error: its results would be mixed with new ones.
+    A done cell whose config differs from the grid's is an error: its results would be mixed with new ones; with
+    ``force`` it is trained again.
     """
     jobs, done = [], 0
     for cell in cells:
@@ -79,8 +83,12 @@ def plan_jobs(cells: list[Cell], out: Path, evaluate: dict[str, Any]) -> tuple[l
         if (path / RESULT).exists():
             saved = read_json(path / RESULT)
             diff = _first_difference(saved.get("config"), config)
+            if diff and not force:
+                raise ConfigError(f"{path}: finished with another config ({diff}); use a new --out (or --force to "
+                                  "train it again)")
             if diff:
-                raise ConfigError(f"{path}: finished with another config ({diff}); use a new --out or delete the cell")
+                jobs.append(Job(cell.id, str(path), config, cell.values, cell.seed, evaluate, True))
+                continue
             if saved.get("evaluate") == evaluate:
                 done += 1
                 continue
@@ -143,6 +151,7 @@ def run_sweep(
     cpus_per_task: float | None = None,
     gpus_per_task: float | None = None,
     batch: bool = True,
+    force: bool = False,
     echo: Echo = print,
     echo_err: Echo = lambda s: print(s, file=sys.stderr),
 ) -> SweepSummary:
@@ -153,18 +162,53 @@ def run_sweep(
         workers, address, cpus_per_task, gpus_per_task: the backend's settings
             (:class:`~difflab.sweep.backends.BackendOptions`; each backend refuses the others' settings).
         batch: train compatible cells together (one task per group).
+        force: write into a folder that holds something else, or a sweep of another grid, replacing its results
+            (otherwise refused, :func:`check_sweep_out`).
         echo, echo_err: where progress lines and failure lines go.
     """
-    from difflab.sweep import report
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DifflabError(f"{out}: exists and is not a folder")
+    if workers is not None:
+        check("workers", workers, label="--workers")
     cells = expand(spec)  # every cell is resolved and checked before anything runs
+    check_sweep_out(out, cells, force=force)
+    with writing(out, "sweep"):  # one sweep at a time in a folder (difflab.lock)
+        check_sweep_out(out, cells, force=force)
+        return _run_locked(spec, out, cells, backend=backend, options=BackendOptions(
+            workers=workers, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task),
+            batch=batch, force=force, echo=echo, echo_err=echo_err)
+
+
+def check_sweep_out(out: Path, cells: list[Cell], *, force: bool) -> None:
+    """Refuse, unless ``force``, an --out that holds something other than a sweep, or a sweep of another grid
+    whose finished cells this grid would leave out of results.csv and results.md."""
+    if force or not out.is_dir():
+        return
+    if not (out / SWEEP).exists():
+        if any(p.name != LOCK_FILE for p in out.iterdir()):
+            raise DifflabError(f"{out}: folder is not empty and holds no sweep; choose a new or empty --out (or "
+                               "--force to write the sweep into it)")
+        return
+    try:
+        before = [c["id"] for c in read_json(out / SWEEP)["cells"]]
+    except (KeyError, TypeError):
+        raise DifflabError(f"{out / SWEEP}: corrupt; choose a new --out (or --force to replace it)") from None
+    ids = {c.id for c in cells}
+    lost = [cid for cid in before if cid not in ids and (out / "cells" / str(cid) / RESULT).exists()]
+    if lost:
+        raise DifflabError(f"{out}: holds a sweep of another grid; the results of {len(lost)} finished cell(s) not in "
+                           f"this grid (e.g. {lost[0]}) would leave its results; use a new --out (or --force to "
+                           "replace them)")
+
+
+def _run_locked(spec: GridSpec, out: Path, cells: list[Cell], *, backend: str, options: BackendOptions,
+                batch: bool, force: bool, echo: Echo, echo_err: Echo) -> SweepSummary:
+    from difflab.sweep import report
+
     evaluate = spec.evaluate.to_dict()
-    jobs, done = plan_jobs(cells, out, evaluate)
-    engine = open_backend(backend, BackendOptions(workers=workers, address=address, cpus_per_task=cpus_per_task,
-                                                  gpus_per_task=gpus_per_task))
+    jobs, done = plan_jobs(cells, out, evaluate, force=force)
+    engine = open_backend(backend, options)
     summary = SweepSummary(out, len(cells), skipped=done, refused={c.id: c.refused for c in cells if c.refused})
     for cid, why in summary.refused.items():
         echo_err(f"refused: {cid}: {why}")

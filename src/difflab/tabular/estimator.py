@@ -10,7 +10,6 @@ run directory is the estimator's saved form: ``save`` copies it, ``load`` reads 
 from __future__ import annotations
 
 import shutil
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from difflab.io import read_json, write_json
 from difflab.pipeline import train_run
 from difflab.rundir import Run, load_run
 from difflab.sample import sample_frame
+from difflab.signals import temp_folder
 
 ESTIMATOR_FILE = "estimator.json"  # in the run directory: what type fit() was given, to give the same back
 
@@ -129,7 +129,7 @@ class TabularDiffusion:
         frame, output = _as_frame(X)
         cfg = self.config(f"<{output['type']}>")
         data = prepare_frame(frame, cfg.data, as_table=True)
-        folder = Path(tempfile.mkdtemp(prefix="difflab-estimator-"))
+        folder = temp_folder("estimator")  # named by pid: swept by a later fit if this process is killed
         self._cleanup = weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
         run = train_run(cfg, folder / "run", progress=progress, data=data)
         write_json(run.path / ESTIMATOR_FILE, output)

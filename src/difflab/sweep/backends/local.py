@@ -15,8 +15,11 @@ from difflab.sweep.cells import Task, fail_task, one_line, run_task
 def _init_worker() -> None:
     import torch
 
+    from difflab.signals import install
+
     # N worker processes on N cores: one thread each, or they fight over the cores.
     torch.set_num_threads(1)
+    install()  # SIGTERM/SIGHUP to the process group: each worker removes its partial files as it ends
 
 
 class LocalBackend:
