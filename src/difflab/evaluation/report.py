@@ -54,18 +54,26 @@ def parse_metrics(text: str | None) -> list[str] | None:
     return _resolve_metrics(names)
 
 
-def _check_counts(n: int, repeats: int) -> None:
+def toy_key(name: str, raw_units: bool) -> str:
+    """The floor cache's name for a toy's i.i.d. sampler, standardised (by a draw that the seed fixes) or raw."""
+    return f"toy:{name}:{'raw' if raw_units else 'standardised'}"
+
+
+def _check_counts(n: int, repeats: int | None, floor_pairs: int | None = None) -> None:
     if n < 2:
         raise ConfigError(f"--n {n} is too small; every metric needs at least 2 points per sample")
-    if repeats < 1:
+    if repeats is not None and repeats < 1:
         raise ConfigError(f"--repeats {repeats}; expected at least 1")
+    if floor_pairs is not None and floor_pairs < 2:
+        raise ConfigError(f"--floor-pairs {floor_pairs}; expected at least 2")
 
 
 def evaluate_run(
     run_dir: str | Path,
     *,
     n: int | None = None,
-    repeats: int = 3,
+    repeats: int | None = None,
+    floor_pairs: int | None = None,
     seed: int = 0,
     metrics: list[str] | None = None,
     reference: str | None = None,
@@ -87,7 +95,7 @@ def evaluate_run(
     from difflab.rundir import load_run
     from difflab.sample import sample_run, sampling_kwargs
 
-    _check_counts(n if n is not None else DEFAULT_N, repeats)
+    _check_counts(n if n is not None else DEFAULT_N, repeats, floor_pairs)
     metrics = _resolve_metrics(metrics) if metrics is not None else None
     if elbo_variance not in REVERSE_VARIANCES:
         raise ConfigError(f"--elbo-variance {elbo_variance!r}; choose one of: {', '.join(REVERSE_VARIANCES)}")
@@ -113,24 +121,30 @@ def evaluate_run(
     target = pick_target(spec, target) if not callable(ref) else None
     train = subset(run.train, MAX_CHECK_ROWS, seed)
     n_rows = len(train) if not callable(ref) else 0
-    samples, _ = sample_run(run, max(n * repeats, n_rows), seed=seed, **sampling)
+    samples, _ = sample_run(run, max(asked, n_rows), seed=seed, **sampling)
 
     def rows(x: np.ndarray) -> np.ndarray:  # features → evaluation matrix (a table's labels one-hot)
         return evaluation_matrix(spec.decode(x), spec) if run.table is not None else x
 
     scale = scaling(ref, rows, raw_units, seed)
     true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(rows(ref))
-    generated = scale(rows(samples[: n * repeats]))
+
+    def fresh(m: int, s: int) -> np.ndarray:  # every repeat draws its own samples: the model's noise counts too
+        return scale(rows(sample_run(run, m, seed=s, **sampling)[0]))
+
     report: dict[str, Any] = {"target": str(run_dir), "reference": ref_name}
-    report.update(evaluate_samples(generated, true, n=n, repeats=repeats, metrics=metrics, seed=seed))
-    report.update({"n": n, "repeats": repeats, "seed": seed, "standardised": not raw_units,
+    scores = evaluate_samples(fresh, true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics, seed=seed,
+                              reference_key=toy_key(run.toy.name, raw_units) if callable(ref) else None)
+    report.update(scores)
+    report.update({"n": n, "repeats": next(iter(scores.values()))["repeats"], "seed": seed,
+                   "standardised": not raw_units,
                    "sampling": {"sampler": kwargs["sampler"], "steps": kwargs["steps"] or run.diffusion.T,
                                 "grid": kwargs["grid"], **kwargs["options"]}})
     if note:
         report["n_note"] = note
     heldout = ref(asked, seed) if callable(ref) else ref
-    report["memorisation"] = distance_to_closest_record(generated, scale(rows(run.train)), scale(rows(heldout)),
-                                                        n=asked, seed=seed)
+    report["memorisation"] = distance_to_closest_record(scale(rows(samples[:asked])), scale(rows(run.train)),
+                                                        scale(rows(heldout)), n=asked, seed=seed)
     if not callable(ref):
         report["checks"] = table_checks(spec.decode(samples[:n_rows]), spec.decode(train), spec.decode(ref), spec,
                                         target=target, seed=seed)
@@ -180,7 +194,8 @@ def evaluate_file(
     *,
     reference: str | None,
     n: int | None = None,
-    repeats: int = 3,
+    repeats: int | None = None,
+    floor_pairs: int | None = None,
     seed: int = 0,
     metrics: list[str] | None = None,
     raw_units: bool = False,
@@ -195,7 +210,7 @@ def evaluate_file(
     if reference is None:
         raise ConfigError(f"{samples_path}: evaluating a sample file needs --reference (a toy name or a file of "
                           "true points)")
-    _check_counts(n if n is not None else DEFAULT_N, repeats)
+    _check_counts(n if n is not None else DEFAULT_N, repeats, floor_pairs)
     metrics = _resolve_metrics(metrics) if metrics is not None else None
     frame = read_frame(samples_path)
     if reference in DATASETS:
@@ -219,8 +234,12 @@ def evaluate_file(
     scale = scaling(ref, lambda x: x, raw_units, seed)
     true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(ref)
     report: dict[str, Any] = {"target": str(samples_path), "reference": ref_name}
-    report.update(evaluate_samples(scale(samples), true, n=n, repeats=repeats, metrics=metrics, seed=seed))
-    report.update({"n": n, "repeats": repeats, "seed": seed, "standardised": not raw_units})
+    scores = evaluate_samples(scale(samples), true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics,
+                              seed=seed,
+                              reference_key=toy_key(reference, raw_units) if callable(ref) else None)
+    report.update(scores)
+    report.update({"n": n, "repeats": next(iter(scores.values()))["repeats"], "seed": seed,
+                   "standardised": not raw_units})
     if note:
         report["n_note"] = note
     if ref_frame is not None and len(ref_frame) >= 4:
