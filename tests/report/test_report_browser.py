@@ -34,7 +34,7 @@ return {active: slider ? slider.active : null, label: label || null, marks: mark
 def pages(runs: dict[int, Path], sweep_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The report of the D = 2 run (process and field) and of the D = 1 run (histograms), and the sweep's page."""
     root = tmp_path_factory.mktemp("pages")
-    small = {"n": 300, "eval_n": 100, "repeats": 1}
+    small = {"n": 300, "eval_n": 100, "repeats": 1, "floor_pairs": 2}
     return {"D2": write_report(runs[2], root / "d2.html", **small),
             "D1": write_report(runs[1], root / "d1.html", **small),
             "sweep": sweep_report.write_html(sweep_dir)}

@@ -99,7 +99,9 @@ def test_results_md_is_mean_and_sd_over_seeds(tiny_sweep: tuple[Path, Path, runn
     for (T, scaler), g in df.groupby(["diffusion.T", "data.scaler"]):
         w1 = sorted(g["w1_ratio"])
         expected = f"{statistics.mean(w1):.3g} ± {statistics.stdev(w1):.2g}"
-        assert f"| {T} | {scaler} | 2/2 | {expected} |" in md
+        se = math.sqrt(statistics.mean(g["w1_ratio_se"] ** 2))  # the rms of one seed's standard error
+        assert 0 < se < statistics.mean(w1)
+        assert f"| {T} | {scaler} | 2/2 | {expected} | {se:.2g} |" in md
 
 
 def test_rerun_skips_finished_cells(tiny_sweep: tuple[Path, Path, runner.SweepSummary]) -> None:

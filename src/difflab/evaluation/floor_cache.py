@@ -44,6 +44,11 @@ def array_key(points: np.ndarray) -> str:
     return f"array:{digest.hexdigest()[:32]}"
 
 
+def toy_key(name: str, raw_units: bool) -> str:
+    """A toy's i.i.d. sampler as a cache key: in data units, or standardised (by a draw that the seed fixes)."""
+    return f"toy:{name}:{'raw' if raw_units else 'standardised'}"
+
+
 def floor_key(reference: str, n: int, metric: str, seed: int, rule: str) -> dict[str, Any]:
     """The full key of one entry: what the floor depends on, the rule that chose its pairs, and the version."""
     return {"reference": reference, "n": int(n), "metric": metric, "seed": int(seed), "rule": rule,

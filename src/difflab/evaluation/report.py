@@ -22,6 +22,7 @@ import torch
 from difflab.data import DATASETS
 from difflab.data.files import frame_to_array, read_frame
 from difflab.errors import ConfigError, DifflabError
+from difflab.evaluation.floor_cache import toy_key
 from difflab.evaluation.floors import Reference, _resolve_metrics, evaluate_samples, format_table
 from difflab.evaluation.likelihood import REVERSE_VARIANCES, elbo
 from difflab.evaluation.metrics import METRICS
@@ -52,11 +53,6 @@ def parse_metrics(text: str | None) -> list[str] | None:
     if not names:
         raise ConfigError(f"--metrics {text!r}: expected comma-separated names from: {', '.join(METRICS)}")
     return _resolve_metrics(names)
-
-
-def toy_key(name: str, raw_units: bool) -> str:
-    """The floor cache's name for a toy's i.i.d. sampler, standardised (by a draw that the seed fixes) or raw."""
-    return f"toy:{name}:{'raw' if raw_units else 'standardised'}"
 
 
 def _check_counts(n: int, repeats: int | None, floor_pairs: int | None = None) -> None:

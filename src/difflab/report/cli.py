@@ -18,14 +18,19 @@ def report(
     seed: Annotated[int, Opt(help="Seed of the samples, the forward-process noise and the evaluation.")] = 0,
     eval_n: Annotated[int, Opt("--eval-n", help="Points per sample in each metric (as `difflab evaluate "
                                "--n`).")] = 2000,
-    repeats: Annotated[int, Opt(help="Repeats averaged in each metric.")] = 3,
+    repeats: Annotated[int | None, Opt(help="Sample draws averaged in each metric (default: as many as make the W1 "
+                                       "ratio's standard error at most 3 % of it, 5 to 40).",
+                                       show_default=False)] = None,
+    floor_pairs: Annotated[int | None, Opt(help="Pairs of true samples each noise floor averages (as `difflab "
+                                           "evaluate --floor-pairs`; default: 20 to 200, cached).",
+                                           show_default=False)] = None,
 ) -> None:
     """Write one self-contained interactive HTML page of a run (opens with no network): the forward and reverse
     process and the learned field under t sliders, samples against data, metrics with noise floors, loss and
     schedule."""
     from difflab.report.run_page import write_report
 
-    path = write_report(run_dir, out, n=n, seed=seed, eval_n=eval_n, repeats=repeats)
+    path = write_report(run_dir, out, n=n, seed=seed, eval_n=eval_n, repeats=repeats, floor_pairs=floor_pairs)
     typer.echo(f"wrote {path}")
 
 
