@@ -81,7 +81,8 @@ def _intro(run: Run, n: int, seed: int, times: list[int]) -> list[str]:
         f"Model {c.model.name} ({c.diffusion.parameterization}-prediction), schedule {run.config.diffusion.schedule} "
         f"with T = {run.diffusion.T}, {c.train.steps} training steps{seconds}; sampler {c.sample.sampler} with "
         f"{len(times) - 1} steps.",
-        f"Figures from {n} samples drawn with seed {seed}. Move the sliders to step through t; drag to zoom, "
+        f"Figures from {n} samples drawn with seed {seed}. The sliders move through the noise level σ (x_t / α_t = "
+        "x_0 + σ ε), their positions spread evenly in log σ and labelled with σ and the time t; drag to zoom, "
         "double-click to reset, click a legend entry to hide it.",
     ]
 
@@ -110,7 +111,7 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
         note=f"In the scaled space, where the diffusion runs. {process_note}".strip())]
     if d == 2:
         sections.append(Section("The learned field −ε̂(x, t)", figure_html(
-            process.field_figure(eps_fn(run), traj, times, scaled), "field"),
+            process.field_figure(eps_fn(run), traj, times, scaled, diffusion=run.diffusion), "field"),
             note="Arrows: minus the predicted noise, the direction the reverse step moves x_t; one arrow scale "
                  "for every t. Red: reverse trajectories from x_T down to t."))
     else:
