@@ -156,6 +156,7 @@ def test_write_chunks_streams_and_is_atomic(tmp_path, suffix):
     assert sorted(os.listdir(tmp_path)) == [f"s{suffix}"]  # neither the target nor a temp file
 
 
+@pytest.mark.slow
 def test_demo_trains_both_recipes_and_reruns(tmp_path, monkeypatch):
     """run_demo's wiring with tiny recipes and no figures (the real demo trains 2 × 5000 steps)."""
     import difflab.config

@@ -159,6 +159,7 @@ def test_oracle_loss_is_below_a_moment_matched_gaussians() -> None:
 
 @pytest.mark.parametrize(("schedule", "T", "sampler", "steps"), [("cosine", 100, "ddpm", None),
                                                                   ("linear", 1000, "dpm++", 100)])
+@pytest.mark.slow
 def test_mixture_oracle_run_reproduces_8gaussians(tmp_path, schedule, T, sampler, steps) -> None:
     """`train --model oracle` writes a run without training; its samples are as close to fresh i.i.d. points as
     another i.i.d. sample is (W1 ratio near 1), while a wrong oracle (every component twice as wide) is not."""
@@ -175,6 +176,7 @@ def test_mixture_oracle_run_reproduces_8gaussians(tmp_path, schedule, T, sampler
     assert evaluate_samples(xw, run.toy.iid, n=1000, repeats=2, metrics=["w1"], seed=0)["w1"]["ratio"] > 1.5
 
 
+@pytest.mark.slow
 def test_empirical_oracle_samples_copy_training_points(tmp_path) -> None:
     cfg = resolve_config(overrides={"model": {"name": "oracle-empirical"}, "data": {"source": "8gaussians", "n": 200},
                                     "diffusion": {"schedule": "linear", "T": 1000}})

@@ -16,6 +16,8 @@ from difflab.rundir import load_run
 from difflab.sample import trajectory_times
 from difflab.sweep import report as sweep_report
 
+pytestmark = pytest.mark.slow  # a headless browser opens every page
+
 PROBE = "difflab-console-probe"
 # What a figure looks like to the reader: the slider's position and label, and the drawn marks (SVG) of every trace.
 STATE_JS = """

@@ -45,6 +45,7 @@ def table_cells(page: str, table_id: str) -> list[list[str]]:
     return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("d", [1, 2, 10])
 def test_report_page_is_self_contained_with_every_section(runs: dict[int, Path], tmp_path: Path, d: int) -> None:
     out = tmp_path / "page.html"
@@ -180,6 +181,7 @@ def test_results_figure_selector_shows_one_metric_with_clipped_log_error_bars() 
     assert fig.layout.xaxis.type == "log" and json.loads(fig.to_json())  # serialisable
 
 
+@pytest.mark.slow
 def test_demo_writes_and_prints_both_reports(tmp_path: Path, monkeypatch) -> None:
     import difflab.config
     import difflab.demo
