@@ -132,7 +132,7 @@ def evaluate_run(
     scores = evaluate_samples(fresh, true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics, seed=seed,
                               reference_key=toy_key(run.toy.name, raw_units) if callable(ref) else None)
     report.update(scores)
-    report.update({"n": n, "repeats": next(iter(scores.values()))["repeats"], "seed": seed,
+    report.update({"n": n, "repeats": max(v["repeats"] for v in scores.values()), "seed": seed,
                    "standardised": not raw_units,
                    "sampling": {"sampler": kwargs["sampler"], "steps": kwargs["steps"] or run.diffusion.T,
                                 "grid": kwargs["grid"], **kwargs["options"]}})
@@ -234,7 +234,7 @@ def evaluate_file(
                               seed=seed,
                               reference_key=toy_key(reference, raw_units) if callable(ref) else None)
     report.update(scores)
-    report.update({"n": n, "repeats": next(iter(scores.values()))["repeats"], "seed": seed,
+    report.update({"n": n, "repeats": max(v["repeats"] for v in scores.values()), "seed": seed,
                    "standardised": not raw_units})
     if note:
         report["n_note"] = note

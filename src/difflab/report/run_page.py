@@ -56,17 +56,17 @@ def metrics_section(run: Run, *, n: int, repeats: int | None, seed: int, floor_p
             return Section(title, "", note=f"Only {len(run.heldout)} held-out rows: too few to measure.")
     rep = evaluate_run(run.path, n=n, repeats=repeats, floor_pairs=floor_pairs, seed=seed)
     rows = [[m, METRICS[m].description, _fmt(rep[m]["value"]), _fmt(rep[m]["floor"]),
-             format_ratio(rep[m]["ratio"], rep[m]["ratio_se"]), str(rep[m]["floor_pairs"])]
+             format_ratio(rep[m]["ratio"], rep[m]["ratio_se"]), str(rep[m]["repeats"]), str(rep[m]["floor_pairs"])]
             for m in METRICS if m in rep]
     body = table_html(["metric", "what it measures", "samples vs truth", "noise floor", "ratio ± se",
-                       "floor pairs"], rows, table_id="metrics", text_columns=(1, 4))
+                       "sample draws", "floor pairs"], rows, table_id="metrics", text_columns=(1, 4))
     mem = rep["memorisation"]
     s = rep["sampling"]
     body += "<p>" + html.escape(
         f"Memorisation: median distance to the nearest training point {_fmt(mem['generated_to_train'])} for samples "
         f"vs {_fmt(mem['heldout_to_train'])} for true points, ratio {_fmt(mem['ratio'], 3)} (1 = like new data, "
         "much below 1 = copies training points).") + "</p>"
-    note += (f"Truth: {rep['reference']}; n = {rep['n']} points per sample, {rep['repeats']} sample draws; sampler "
+    note += (f"Truth: {rep['reference']}; n = {rep['n']} points per sample; sampler "
              f"{s['sampler']}, {s['steps']} steps. Floor = the same metric between two independent true samples "
              "of the same size, averaged over the pairs shown; ratio 1 = as close as the data allow; ± = standard "
              "error of the ratio from the spread of both the sample draws and the floor pairs (delta method).")
