@@ -19,11 +19,11 @@ def evaluate(
     n: Annotated[int | None, Opt(help="Points per sample in every comparison (the floor depends on n; default: "
                                  "2000, or the most a small reference allows).", show_default=False)] = None,
     repeats: Annotated[int | None, Opt(help="Independent sample draws averaged (default: at least 5, then more "
-                                       "until the W1 ratio's standard error is at most 3 % of it, at most 40).",
+                                       "until the W1 ratio's standard error is at most 3 % of it, at most 64; the other metrics: the first 10).",
                                        show_default=False)] = None,
     floor_pairs: Annotated[int | None, Opt(help="Pairs of independent true samples each noise floor averages "
-                                           "(default: at least 20, more until its standard error is at most 2 % of "
-                                           "it, at most 200; floors are cached).", show_default=False)] = None,
+                                           "(default: at least 20, more until its standard error is at most 1.5 % "
+                                           "of it, at most 300; floors are cached).", show_default=False)] = None,
     seed: Annotated[int, Opt(help="Seed of the samples, the true samples and the metrics.")] = 0,
     metrics: Annotated[str | None, Opt(help="Comma-separated: w1, energy, mmd, swd, c2st (default: all).")] = None,
     sampler: Annotated[str | None, Opt(help="ddpm | ddim | dpm++ (default: the run's).")] = None,

@@ -19,10 +19,10 @@ def report(
     eval_n: Annotated[int, Opt("--eval-n", help="Points per sample in each metric (as `difflab evaluate "
                                "--n`).")] = 2000,
     repeats: Annotated[int | None, Opt(help="Sample draws averaged in each metric (default: as many as make the W1 "
-                                       "ratio's standard error at most 3 % of it, 5 to 40).",
+                                       "ratio's standard error at most 3 % of it, 5 to 64).",
                                        show_default=False)] = None,
     floor_pairs: Annotated[int | None, Opt(help="Pairs of true samples each noise floor averages (as `difflab "
-                                           "evaluate --floor-pairs`; default: 20 to 200, cached).",
+                                           "evaluate --floor-pairs`; default: 20 to 300, cached).",
                                            show_default=False)] = None,
 ) -> None:
     """Write one self-contained interactive HTML page of a run (opens with no network): the forward and reverse

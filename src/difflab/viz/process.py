@@ -151,7 +151,7 @@ def _start_label(steps: np.ndarray, start: str | None = None) -> str:
 
 
 def _end_label(steps: np.ndarray) -> str:
-    return f"end $x_0$ (t = {steps[-1]})"
+    return f"end $x_0$ (t = {steps[-1]:g})"
 
 
 def _check_traj(traj: object) -> np.ndarray:
@@ -172,8 +172,8 @@ def _trajectories_2d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray, s
     final = panels.finite_rows(tr[-1][:, :2])[0]
     ax.scatter(final[:, 0], final[:, 1], s=6, color="0.75", linewidths=0, label="all samples", zorder=1)
     for k in range(shown.shape[1]):
-        ax.plot(shown[:, k, 0], shown[:, k, 1], color="C0", linewidth=0.7, alpha=0.6, zorder=2,
-                label="sampler's paths" if k == 0 and det is not None else None)
+        ax.plot(shown[:, k, 0], shown[:, k, 1], color="C0", linewidth=0.7, alpha=0.6 if det is None else 0.4,
+                zorder=2, label="sampler's paths" if k == 0 and det is not None else None)
     if det is not None:
         for k in range(det.shape[1]):
             ax.plot(det[:, k, 0], det[:, k, 1], color="C2", linewidth=1.2, linestyle="--", zorder=2,
