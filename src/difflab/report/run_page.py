@@ -41,7 +41,8 @@ def _fmt(v: float, digits: int = 4) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
 
 
-def metrics_section(run: Run, *, n: int, repeats: int | None, seed: int, floor_pairs: int | None = None) -> Section:
+def metrics_section(run: Run, *, n: int, repeats: int | None, seed: int, floor_pairs: int | None = None,
+                    evaluation: dict[str, Any] | None = None) -> Section:
     """The metric table with noise floors (and memorisation) from :func:`evaluate_run`; a note when the run keeps
     no true points to compare with. A file's held-out rows limit n to half their number (two disjoint samples)."""
     title = "Metrics against the noise floor"
@@ -54,7 +55,7 @@ def metrics_section(run: Run, *, n: int, repeats: int | None, seed: int, floor_p
         note = f"n lowered to {n}: the run keeps {len(run.heldout)} held-out rows and each comparison needs 2 n. "
         if n < 2:
             return Section(title, "", note=f"Only {len(run.heldout)} held-out rows: too few to measure.")
-    rep = evaluate_run(run.path, n=n, repeats=repeats, floor_pairs=floor_pairs, seed=seed)
+    rep = evaluation or evaluate_run(run.path, n=n, repeats=repeats, floor_pairs=floor_pairs, seed=seed)
     rows = [[m, METRICS[m].description, _fmt(rep[m]["value"]), _fmt(rep[m]["floor"]),
              format_ratio(rep[m]["ratio"], rep[m]["ratio_se"]), str(rep[m]["repeats"]), str(rep[m]["floor_pairs"])]
             for m in METRICS if m in rep]
@@ -88,9 +89,11 @@ def _intro(run: Run, n: int, seed: int, times: list[int]) -> list[str]:
 
 
 def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 0, eval_n: int = 2000,
-                 repeats: int | None = None, floor_pairs: int | None = None) -> str:
+                 repeats: int | None = None, floor_pairs: int | None = None,
+                 evaluation: dict[str, Any] | None = None) -> str:
     """The page of the run at ``run_dir`` as HTML text (see the module docstring); ``repeats`` None: as many
-    sample draws as make the W1 ratio 3 % precise (:func:`difflab.evaluation.evaluate_samples`)."""
+    sample draws as make the W1 ratio 3 % precise (:func:`difflab.evaluation.evaluate_samples`). ``evaluation``:
+    the result of :func:`evaluate_run` on this run, when the caller has it already (then not evaluated again)."""
     for name, value, low in (("--n", n, 1), ("--eval-n", eval_n, 2), ("--repeats", repeats, 1),
                              ("--floor-pairs", floor_pairs, 2)):
         if value is not None and value < low:
@@ -121,7 +124,8 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
     sections.append(Section("Samples against data", "".join(
         figure_html(f, f"samples-{i}") for i, f in enumerate(figs)),
         note=f"In the data's units. {points.what_is_shown(d)}"))
-    sections.append(metrics_section(run, n=eval_n, repeats=repeats, seed=seed, floor_pairs=floor_pairs))
+    sections.append(metrics_section(run, n=eval_n, repeats=repeats, seed=seed, floor_pairs=floor_pairs,
+                                    evaluation=evaluation))
     sections.append(Section("Training loss", figure_html(points.loss_figure(steps, losses), "loss")))
     sections.append(Section("Noise schedule", figure_html(
         process.schedule_figure(run.diffusion, f"{run.config.diffusion.schedule}, T = {run.diffusion.T}"),
