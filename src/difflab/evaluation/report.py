@@ -23,7 +23,7 @@ from difflab.data import DATASETS
 from difflab.data.files import frame_to_array, read_frame
 from difflab.errors import ConfigError, DifflabError
 from difflab.evaluation.floor_cache import toy_key
-from difflab.evaluation.floors import Reference, _resolve_metrics, evaluate_samples, format_table
+from difflab.evaluation.floors import MIN_REPEATS, Reference, _resolve_metrics, evaluate_samples, format_table
 from difflab.evaluation.likelihood import REVERSE_VARIANCES, elbo
 from difflab.evaluation.metrics import METRICS
 from difflab.evaluation.ode_likelihood import ode_nll
@@ -117,19 +117,20 @@ def evaluate_run(
     target = pick_target(spec, target) if not callable(ref) else None
     train = subset(run.train, MAX_CHECK_ROWS, seed)
     n_rows = len(train) if not callable(ref) else 0
-    samples, _ = sample_run(run, max(asked, n_rows), seed=seed, **sampling)
+    # one pool of samples, n per draw up to the first MIN_REPEATS draws (or the draws asked for): later automatic
+    # draws are subsets of it, as with a file of samples, because sampling is what costs most (the default recipe
+    # samples 2000 points in seconds); the ± is then that of the ratio given this pool
+    samples, _ = sample_run(run, max(n * (repeats or MIN_REPEATS), asked, n_rows), seed=seed, **sampling)
 
     def rows(x: np.ndarray) -> np.ndarray:  # features → evaluation matrix (a table's labels one-hot)
         return evaluation_matrix(spec.decode(x), spec) if run.table is not None else x
 
     scale = scaling(ref, rows, raw_units, seed)
     true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(rows(ref))
-
-    def fresh(m: int, s: int) -> np.ndarray:  # every repeat draws its own samples: the model's noise counts too
-        return scale(rows(sample_run(run, m, seed=s, **sampling)[0]))
+    generated = scale(rows(samples))
 
     report: dict[str, Any] = {"target": str(run_dir), "reference": ref_name}
-    scores = evaluate_samples(fresh, true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics, seed=seed,
+    scores = evaluate_samples(generated, true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics, seed=seed,
                               reference_key=toy_key(run.toy.name, raw_units) if callable(ref) else None)
     report.update(scores)
     report.update({"n": n, "repeats": max(v["repeats"] for v in scores.values()), "seed": seed,
@@ -139,8 +140,8 @@ def evaluate_run(
     if note:
         report["n_note"] = note
     heldout = ref(asked, seed) if callable(ref) else ref
-    report["memorisation"] = distance_to_closest_record(scale(rows(samples[:asked])), scale(rows(run.train)),
-                                                        scale(rows(heldout)), n=asked, seed=seed)
+    report["memorisation"] = distance_to_closest_record(generated, scale(rows(run.train)), scale(rows(heldout)),
+                                                        n=asked, seed=seed)
     if not callable(ref):
         report["checks"] = table_checks(spec.decode(samples[:n_rows]), spec.decode(train), spec.decode(ref), spec,
                                         target=target, seed=seed)
