@@ -18,6 +18,12 @@ from difflab.io import atomic_open, atomic_path  # noqa: E402
 START, END = "<!-- few-step:start -->", "<!-- few-step:end -->"
 CALLS = [1, 2, 4, 10, 20, 100]
 BUDGETS = [1, 2, 4, 10, 20]
+def _pm(r: dict[str, Any], key: str) -> str:
+    """A row's ratio with its standard error, where the row has one (rows measured before it was kept do not)."""
+    se = r.get(f"{key}_se", math.nan)
+    return f"{r[key]:.2f} ± {se:.2f}" if math.isfinite(se) else f"{r[key]:.2f}"
+
+
 METRIC_NAMES = {"w1": "W1 / floor", "energy": "energy / floor", "c2st": "C2ST / floor"}
 FIGURE = "figures/few_step.png"
 
@@ -162,14 +168,15 @@ def section(results: dict[str, Any], figure_path: str) -> str:
                                                                                       "consistency")
                if any(groups[(m, 4)][0]["family"] == f for m in order)}
     shown = list(best_of.values())
-    out += ["", "### At 4 network calls, per toy: W1 / energy / C2ST ratios (C2ST accuracy), the best of each family",
+    out += ["", "### At 4 network calls, per toy: W1 (± its standard error) / energy / C2ST ratios (C2ST accuracy), "
+            "the best of each family",
             "",
             "| toy | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
     for t in toys:
         row = []
         for m in shown:
             r = next((r for r in groups.get((m, 4), []) if r["toy"] == t), None)
-            row.append(f"{r['w1']:.2f} / {r['energy']:.2f} / {r['c2st']:.1f} ({r['c2st_acc']:.3f})" if r else "—")
+            row.append(f"{_pm(r, 'w1')} / {r['energy']:.2f} / {r['c2st']:.1f} ({r['c2st_acc']:.3f})" if r else "—")
         out.append(f"| {t} | {' | '.join(row)} |")
     partial = sorted({m for m, _ in groups} - set(order))
     for t in toys:  # pairs measured on some toys only (the full cross product on one toy, a subset on the rest)

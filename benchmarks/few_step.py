@@ -4,7 +4,8 @@ every toy, for every sampler × grid without distillation, progressive distillat
 The model of every toy is difflab's default recipe (``resolve_config("recommended")``, read when the script runs);
 its training time is the budget distillation is measured against. Quality is the yardstick of benchmarks/quality.py
 (W1, energy and C2ST ratios to the noise floor; 10 000 samples, standardised columns, 2000-point subsets, 6 draws,
-i.i.d. truth), with the floors of a toy computed once (they depend on the seed, not on the samples). A budget of c
+i.i.d. truth), each ratio with its standard error, the floors of a toy computed once and cached (they depend on the
+seed, not on the samples). A budget of c
 calls means: c jumps for one-call samplers, ⌈c/2⌉ for Heun's method (2 calls per jump, 1 into t = 0), the
 largest distilled student with at most c steps. Runs and results are kept in ``--work`` so an interrupted run
 continues; ``--page docs/quality.md`` rewrites this benchmark's section of that page (between its markers).
@@ -33,7 +34,6 @@ from difflab.config import resolve_config  # noqa: E402
 from difflab.data import DATASETS  # noqa: E402
 from difflab.distill import distill_run, make_settings  # noqa: E402
 from difflab.errors import ConfigError  # noqa: E402
-from difflab.evaluation.metrics import METRICS as METRIC_FNS  # noqa: E402
 from difflab.io import read_json, write_json  # noqa: E402
 from difflab.pipeline import train_run  # noqa: E402
 from difflab.rundir import Run, load_run  # noqa: E402
@@ -41,7 +41,7 @@ from difflab.sample import sample_run  # noqa: E402
 from difflab.sampling import GRIDS as ALL_GRIDS  # noqa: E402
 from difflab.sampling import make_grid  # noqa: E402
 from difflab.sampling.budgets import calls_for_steps, steps_for_calls  # noqa: E402
-from quality import METRICS, N_EVAL, N_SAMPLES, REPEATS, standardiser  # noqa: E402
+from quality import METRICS, N_SAMPLES, score  # noqa: E402
 
 CALLS = [1, 2, 4, 10, 20, 100]
 SAMPLERS = ["ddpm", "ddim", "dpm++", "dpm++-sde", "heun", "heun-sde"]  # all but the adaptive ode and consistency
@@ -51,34 +51,22 @@ THROUGHPUT_N = 100_000
 
 
 class Scorer:
-    """quality.score's numbers (evaluate_samples' draws, in its order) with each floor computed once."""
+    """quality.score's numbers (each ratio with its standard error; the floors are cached per toy, n and seed),
+    computed once per distinct sample."""
 
     def __init__(self, toy: Any, seed: int) -> None:
-        std = standardiser(toy)
-        rng = np.random.default_rng(seed)
-        self.draws, floors = [], {m: 0.0 for m in METRICS}
-        for _ in range(REPEATS):
-            gen = rng.choice(N_SAMPLES, size=N_EVAL, replace=False)
-            a, b = (std(toy.iid(N_EVAL, int(s))) for s in rng.choice(2**31, size=2, replace=False))
-            seeds = {m: int(rng.integers(2**63)) for m in METRICS}
-            self.draws.append((gen, a, seeds))
-            for m in METRICS:
-                floors[m] += METRIC_FNS[m](b, a, rng=np.random.default_rng(seeds[m])) / REPEATS
-        self.std, self.floors, self.cache = std, floors, {}
+        self.toy, self.seed, self.cache = toy, seed, {}
 
     def __call__(self, samples: np.ndarray) -> dict[str, float]:
         key = hashlib.sha1(np.ascontiguousarray(samples).tobytes()).hexdigest()
         if key not in self.cache:
             if not np.isfinite(samples).all():
-                self.cache[key] = {**{m: float("inf") for m in METRICS}, "c2st_acc": 1.0}
+                self.cache[key] = {**{m: float("inf") for m in METRICS}, **{f"{m}_se": float("nan") for m in METRICS},
+                                   "c2st_acc": 1.0}
                 return self.cache[key]
-            x = self.std(samples)
-            values = {m: 0.0 for m in METRICS}
-            for gen, a, seeds in self.draws:
-                for m in METRICS:
-                    values[m] += METRIC_FNS[m](x[gen], a, rng=np.random.default_rng(seeds[m])) / REPEATS
-            ratios = {m: METRIC_FNS[m].ratio(values[m], self.floors[m], n_test=N_EVAL * REPEATS) for m in METRICS}
-            self.cache[key] = {**ratios, "c2st_acc": values["c2st"]}
+            r = score(samples, self.toy, self.seed)
+            self.cache[key] = {**{m: r[m] for m in METRICS}, **{f"{m}_se": r[f"{m}_se"] for m in METRICS},
+                               "c2st_acc": r["c2st_acc"]}
         return self.cache[key]
 
 

@@ -75,11 +75,13 @@ def standardiser(toy: Any) -> Any:
 
 
 def score(samples: np.ndarray, toy: Any, seed: int) -> dict[str, float]:
+    """Each metric's ratio and its standard error (``<metric>_se``; the floors are cached per toy, n and seed)."""
     std = standardiser(toy)
     r = evaluate_samples(std(samples), lambda n, s: std(toy.iid(n, s)), n=N_EVAL, repeats=REPEATS,
-                         metrics=METRICS, seed=seed)
+                         metrics=METRICS, seed=seed, reference_key=f"quality:{toy.name}:standardised-200k")
     # C2ST's ratio is of excess accuracies over chance, which is unstable near the floor: keep the accuracy too
-    return {**{m: r[m]["ratio"] for m in METRICS}, "c2st_acc": r["c2st"]["value"], "c2st_floor": r["c2st"]["floor"]}
+    return {**{m: r[m]["ratio"] for m in METRICS}, **{f"{m}_se": r[m]["ratio_se"] for m in METRICS},
+            "c2st_acc": r["c2st"]["value"], "c2st_floor": r["c2st"]["floor"]}
 
 
 def run_recipe(name: str, recipe: str, over: dict[str, Any], toys: list[str], seeds: list[int],
@@ -109,11 +111,12 @@ def sampling_rows(run: Any, name: str, toy: str, seed: int, samplings: list[dict
         x, _ = sample_run(run, N_SAMPLES, seed=1000 + seed, **sampling)
         sample_s = time.perf_counter() - t0
         ratios = (score(x, run.toy, seed) if np.isfinite(x).all() else
-                  {**{m: float("inf") for m in METRICS}, "c2st_acc": 1.0, "c2st_floor": 0.5})
+                  {**{m: float("inf") for m in METRICS}, **{f"{m}_se": float("nan") for m in METRICS},
+                   "c2st_acc": 1.0, "c2st_floor": 0.5})
         rows.append({"recipe": name, "toy": toy, "seed": seed, "sampling": label(sampling), "train_s": seconds,
                      "train_cpu_s": cpu, "sample_s": sample_s, **ratios})
         print(f"  {name} {toy} seed {seed} [{label(sampling)}]: train {seconds:.1f} s, "
-              + ", ".join(f"{m} {ratios[m]:.2f}" for m in METRICS), flush=True)
+              + ", ".join(f"{m} {ratios[m]:.2f} ± {ratios[f'{m}_se']:.2f}" for m in METRICS), flush=True)
     return rows
 
 

@@ -2,8 +2,11 @@
 3 seeds each, on the reverse-process issue's yardstick (benchmarks/quality.py), with the targets met or missed; and
 the adaptive probability-flow ODE against the ancestral sampler on moons. One command regenerates the page:
 
-    .venv/bin/python benchmarks/quality_page.py --page docs/quality.md [--seeds 0,1,2] [--toys ...] [--json rows.json]
-        [--work runs/quality] [--no-best]
+    .venv/bin/python benchmarks/quality_page.py --page docs/quality.md [--seeds 0,1,2] [--target-se --max-seeds 10]
+        [--toys ...] [--json rows.json] [--work runs/quality] [--no-best]
+
+Every seed's W1 ratio is on the page (with its evaluation's ± ); ``--target-se`` trains more seeds of a toy until
+the standard error of its mean over seeds is at most 0.05.
 
 ``--from-json rows.json`` redraws the page from saved rows without running anything. The page's few-step section
 (between ``<!-- few-step:start -->`` and ``<!-- few-step:end -->``, written by benchmarks/few_step.py) is kept.
@@ -50,11 +53,24 @@ JITTER = 0.02
 # (it agrees with the adaptive ODE solver to 0.01 on the W1 ratio) at half the default's 200 calls.
 DETERMINISTIC = {"sampler": "dpm++", "grid": "karras", "steps": 100}
 TARGET, GOAL, ODE_TARGET, TIME_TARGET, BEST_TIME = 1.5, 1.2, 1.3, 30.0, 120.0
-COMMAND = ".venv/bin/python benchmarks/quality_page.py --page docs/quality.md"
+SE_TARGET = 0.05  # the standard error of a toy's mean W1 ratio over seeds that --seeds auto trains seeds for
+COMMAND = ".venv/bin/python benchmarks/quality_page.py --page docs/quality.md --target-se"
+
+
+def _se(vals: list[float]) -> float:
+    """The standard error of the mean over seeds, sd / √k (NaN for one seed)."""
+    return statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else math.nan
 
 
 def _ms(vals: list[float]) -> str:
-    return f"{vals[0]:.2f}" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
+    """mean ± standard error over seeds."""
+    return f"{vals[0]:.2f}" if len(vals) < 2 else f"{statistics.mean(vals):.2f} ± {_se(vals):.2f}"
+
+
+def _each(rs: list[dict[str, Any]], metric: str = "w1") -> str:
+    """Every seed's value, with the evaluation's own standard error where the row has it."""
+    return ", ".join(f"{r[metric]:.2f}" + (f"±{r[metric + '_se']:.2f}" if math.isfinite(r.get(metric + "_se", math.nan))
+                                           else "") for r in sorted(rs, key=lambda r: r["seed"]))
 
 
 def _rows(rows: list[dict[str, Any]], recipe: str, sampling: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -67,10 +83,10 @@ def _rows(rows: list[dict[str, Any]], recipe: str, sampling: str | None = None) 
 
 def recipe_table(rows: list[dict[str, Any]], recipe: str, seconds: bool = True,
                  sampling: str = "the recipe's sampler") -> list[str]:
-    lines = ["| toy | W1 / floor | energy / floor | C2ST / floor | C2ST accuracy (floor) |" +
-             (" train s (CPU s) |" if seconds else ""), "|---|---|---|---|---|" + ("---|" if seconds else "")]
+    lines = ["| toy | W1 / floor | W1 / floor per seed | energy / floor | C2ST / floor | C2ST accuracy (floor) |" +
+             (" train s (CPU s) |" if seconds else ""), "|---|---|---|---|---|---|" + ("---|" if seconds else "")]
     for toy, rs in _rows(rows, recipe, sampling).items():
-        lines.append(f"| {toy} | {_ms([r['w1'] for r in rs])} | {_ms([r['energy'] for r in rs])} | "
+        lines.append(f"| {toy} | {_ms([r['w1'] for r in rs])} | {_each(rs)} | {_ms([r['energy'] for r in rs])} | "
                      f"{_ms([r['c2st'] for r in rs])} | {statistics.mean(r['c2st_acc'] for r in rs):.3f} "
                      f"({statistics.mean(r['c2st_floor'] for r in rs):.3f}) |" + (
                          f" {statistics.mean(r['train_s'] for r in rs):.1f} "
@@ -125,6 +141,15 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
                    f"({'met' if statistics.median(best) <= BEST_TIME else 'missed'}).")
     det = {t: statistics.mean(r["w1"] for r in rs) for t, rs in _rows(rows, "recommended", label(DETERMINISTIC)
                                                                       ).items()}
+    groups = _rows(rows, "recommended", "the recipe's sampler")
+    ses = {t: _se([r["w1"] for r in rs]) for t, rs in groups.items()}
+    if ses:
+        worst = max(ses, key=lambda t: ses[t] if math.isfinite(ses[t]) else math.inf)
+        met = all(math.isfinite(v) and v <= SE_TARGET for v in ses.values())
+        out.append(f"- **Standard error of each toy's mean W1 ratio ≤ {SE_TARGET} (over seeds, sd/√k):** "
+                   f"{'met' if met else 'missed'}; the largest is {worst} at {ses[worst]:.3f} with "
+                   f"{len(groups[worst])} seeds ({sum(math.isfinite(v) and v <= SE_TARGET for v in ses.values())} of "
+                   f"{len(ses)} toys within it).")
     if det and per_toy:
         worst = max(det, key=det.__getitem__)
         out.append(f"- **Sampled without noise** (`{label(DETERMINISTIC)}`, half the calls): worst toy {worst} at "
@@ -152,8 +177,12 @@ def page(rows: list[dict[str, Any]], old: str, seeds: list[int]) -> str:
             f"{N_EVAL}-point subsets, mean of {REPEATS} draws, divided by the same W1 between two independent true "
             "samples (the noise floor; 1 = as close as the data allows). Energy distance and the classifier two-sample "
             "test (C2ST, extremely randomised trees) are next to their floors the same way; C2ST's ratio is of "
-            "accuracies above chance, so its accuracy is shown too. Values are mean ± sd over seeds "
-            f"{', '.join(map(str, seeds))}; training seconds are wall (and CPU) seconds of `train_run`.", "",
+            "accuracies above chance, so its accuracy is shown too. Values are mean ± standard error over the seeds "
+            f"(sd/√k; seeds {', '.join(map(str, sorted({r['seed'] for r in rows})))}, as many per toy as its row "
+            "lists: a toy gets seeds until its mean W1 ratio has a standard error ≤ "
+            f"{SE_TARGET}, or the cap); 'per seed' lists every seed's W1 ratio ± its evaluation's own standard error "
+            "(delta method over the sample draws and the floor's pairs); training seconds are wall (and CPU) seconds "
+            "of `train_run`.", "",
             f"Machine: {machine()}; {load()} when the page was written (a busy machine inflates wall seconds; CPU "
             "seconds are the steadier figure).", "", "## Targets", "", *verdicts(rows), "",
             "## The default recipe (`--preset recommended`)", "",
@@ -205,22 +234,27 @@ def measure_all(toys: list[str], seeds: list[int], args: argparse.Namespace) -> 
     sampled = {(r["recipe"], r["toy"], r["seed"], r["sampling"]) for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        for name, recipe, over, toy, seed, samplings in jobs(toys, seeds, not args.no_best):
+        todo = jobs(toys, seeds, not args.no_best)
+        while todo:
+            name, recipe, over, toy, seed, samplings = todo.pop(0)
             path = work / f"{name}-{toy}-{seed}"
             if (name, toy, seed) in done:
                 # a run measured before: sample it the ways it has not been yet (its trained model kept in --work)
-                todo = [s for s in samplings if (name, toy, seed, label(s)) not in sampled]
-                if todo and (path / "model.safetensors").exists():
+                missing = [s for s in samplings if (name, toy, seed, label(s)) not in sampled]
+                if missing and (path / "model.safetensors").exists():
                     first = next(r for r in rows if (r["recipe"], r["toy"], r["seed"]) == (name, toy, seed))
-                    rows += sampling_rows(load_run(path), name, toy, seed, todo, first["train_s"],
+                    rows += sampling_rows(load_run(path), name, toy, seed, missing, first["train_s"],
                                           first["train_cpu_s"])
                     save(rows, args.json)
-                continue
-            shutil.rmtree(path, ignore_errors=True)  # a run whose rows were not saved
-            rows += run_recipe(name, recipe, over, [toy], [seed], samplings, work)
-            save(rows, args.json)
+            else:
+                shutil.rmtree(path, ignore_errors=True)  # a run whose rows were not saved
+                rows += run_recipe(name, recipe, over, [toy], [seed], samplings, work)
+                save(rows, args.json)
+            more = next_seed(rows, name, toy, args.max_seeds) if args.target_se else None
+            if more is not None and not any(j[0] == name and j[3] == toy for j in todo):
+                todo.insert(0, (name, recipe, over, toy, more, samplings))
         for toy in toys:  # the data limit, from the recommended runs' training rows (same toy, same seed)
-            for seed in seeds:
+            for seed in sorted({r["seed"] for r in rows if r["recipe"] == "recommended" and r["toy"] == toy}):
                 run_dir = work / f"recommended-{toy}-{seed}"
                 if ("training data", toy, seed) not in done and (run_dir / "train.npy").exists():
                     rows.append(data_limit(load_run(run_dir), toy, seed))
@@ -229,6 +263,16 @@ def measure_all(toys: list[str], seeds: list[int], args: argparse.Namespace) -> 
             rows = [r for r in rows if r["recipe"] != "timing"] + timing(args.timing, work)
             save(rows, args.json)
     return rows
+
+
+def next_seed(rows: list[dict[str, Any]], recipe: str, toy: str, max_seeds: int) -> int | None:
+    """The next seed a (recipe, toy) needs: while the standard error of its mean W1 ratio over seeds is above
+    :data:`SE_TARGET` and it has fewer than ``max_seeds``; None when it has enough."""
+    vals = {r["seed"]: r["w1"] for r in rows if r["recipe"] == recipe and r["toy"] == toy
+            and r["sampling"] == "the recipe's sampler"}
+    if len(vals) >= max_seeds or (len(vals) > 1 and _se(list(vals.values())) <= SE_TARGET):
+        return None
+    return max(vals) + 1 if vals else 0
 
 
 def save(rows: list[dict[str, Any]], path: Path | None) -> None:
@@ -269,7 +313,10 @@ def timing(rounds: int, work: Path) -> list[dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--page", type=Path, default=Path("docs/quality.md"))
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default="0,1,2", help="the seeds every toy gets at least (then more: --target-se)")
+    ap.add_argument("--target-se", action="store_true", help=f"add seeds (3, 4, ...) to a recipe's toy until the "
+                    f"standard error of its mean W1 ratio over seeds is ≤ {SE_TARGET}, at most --max-seeds")
+    ap.add_argument("--max-seeds", type=int, default=10)
     ap.add_argument("--toys", default=",".join(TOYS))
     ap.add_argument("--json", type=Path, help="also save the rows, after each run; rows already there are kept and "
                     "not measured again (an interrupted page continues)")

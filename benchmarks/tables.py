@@ -59,6 +59,12 @@ def fit_difflab(name: str, encoding: str, seed: int, steps: int | None, args: ar
     return lambda n, s: sample_frame(run, n, seed=s)
 
 
+def _w1(r: dict[str, Any]) -> str:
+    """W1 / floor with its standard error (rows saved before it was measured show the ratio alone)."""
+    se = r.get("w1_se", float("nan"))
+    return f"{r['w1']:.2f} ± {se:.2f}" if se == se else f"{r['w1']:.2f}"
+
+
 def score(gen: pd.DataFrame, train: pd.DataFrame, held: pd.DataFrame, spec: Any, target: str,
           repeats: int) -> dict[str, float]:
     m_train, m_held = evaluation_matrix(train, spec), evaluation_matrix(held, spec)
@@ -70,7 +76,7 @@ def score(gen: pd.DataFrame, train: pd.DataFrame, held: pd.DataFrame, spec: Any,
     checks = table_checks(gen, train, held, spec, target=target, seed=0)
     eff = checks["efficacy"]
     return {"efficacy": eff["ratio"], "eff_syn": eff["synthetic"], "eff_real": eff["real"], "score": eff["score"],
-            "dcr": dcr["ratio"], "dcr_share": dcr["share_closer"], "w1": w1["ratio"],
+            "dcr": dcr["ratio"], "dcr_share": dcr["share_closer"], "w1": w1["ratio"], "w1_se": w1["ratio_se"],
             "ks": checks["columns"]["mean"], "ks_floor": checks["columns"]["floor"],
             "corr": checks["correlation"]["value"], "corr_floor": checks["correlation"]["floor"]}
 
@@ -179,7 +185,7 @@ def markdown(results: list[dict[str, Any]], tradeoff: list[dict[str, Any]], args
                   "|---|---|---|---|---|---|---|---|"]
         for r in (r for r in rows if r["set"] == s):
             lines.append(f"| {LABELS[r['generator']]} | {r['efficacy']:.3f} ({r['eff_syn']:.3f} / {r['eff_real']:.3f} "
-                         f"{r['score']}) | {r['dcr']:.3f} | {r['dcr_share']:.1%} | {r['w1']:.2f} | {r['ks']:.3f} "
+                         f"{r['score']}) | {r['dcr']:.3f} | {r['dcr_share']:.1%} | {_w1(r)} | {r['ks']:.3f} "
                          f"({r['ks_floor']:.3f}) | {r['corr']:.3f} ({r['corr_floor']:.3f}) | {r['seconds']:.1f} s |")
     if tradeoff:
         by_steps = means(tradeoff, ("set", "generator", "steps"))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
 
 DIMS = [1, 2, 10]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The noise-floor cache of this session: hermetic (never the user's ~/.cache), shared by the tests that
+    # evaluate the same toy at the same n, so each floor is estimated once per run of the suite.
+    os.environ["DIFFLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="difflab-test-cache-")
 
 
 @pytest.fixture(params=DIMS, ids=lambda d: f"D{d}")

@@ -65,6 +65,7 @@ def continuous_run(tmp_path_factory: pytest.TempPathFactory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++", "dpm++-sde", "heun", "heun-sde", "ode"])
 @pytest.mark.parametrize("grid", ["trailing", "logsnr", "karras"])
 def test_continuous_run_samples_with_every_sampler_and_grid(continuous_run: Path, sampler: str, grid: str) -> None:
@@ -82,6 +83,7 @@ def test_guards_keep_x0_in_the_box(continuous_run: Path) -> None:
         assert (x >= lo - 1e-4).all() and (x <= hi + 1e-4).all()  # the last step returns x̂_0 itself
 
 
+@pytest.mark.slow
 def test_cli_trains_continuous_and_reports_nll(continuous_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     r = RUNNER.invoke(app, ["sample", str(continuous_run), "--out", str(out), "--n", "50", "--sampler", "heun-sde",
@@ -97,6 +99,7 @@ def test_cli_trains_continuous_and_reports_nll(continuous_run: Path, tmp_path: P
     assert report["nll_ode_detail"]["trace"] == "exact" and report["nll_ode_detail"]["n"] == 40
 
 
+@pytest.mark.slow
 def test_ode_nll_is_below_the_elbo_on_a_trained_model(tmp_path: Path) -> None:
     """On a trained model (8 Gaussians, 1500 steps) the probability-flow likelihood is tighter than the bound:
     true NLL ≤ NLL_ODE ≤ −ELBO (measured 1.44 ≤ 1.67 ≤ 1.95 nats/dim when this test was written)."""

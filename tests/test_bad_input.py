@@ -182,6 +182,7 @@ def subprocess_results(ws) -> dict[str, tuple[int, str, str, bool]]:
     return {cid: (*r, unchanged) for cid, r in results.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", SUBPROCESS)
 def test_bad_input_in_a_subprocess(subprocess_results, ws, case_id):
     if case_id not in subprocess_results:

@@ -98,6 +98,7 @@ def test_sample_in_data_units(tmp_path, run_dir):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.csv", "k.npy", "s.csv", "s.npy", "traj.npy"]
 
 
+@pytest.mark.slow
 def test_plot_draws_every_figure_that_applies(tmp_path, run_dir):
     dim = load_run(run_dir).dim
     out = tmp_path / "figs"
@@ -116,6 +117,7 @@ def test_plot_draws_every_figure_that_applies(tmp_path, run_dir):
         assert r.stderr.count("\n") == 1 and not (tmp_path / "f").exists()
 
 
+@pytest.mark.slow
 def test_plot_draws_every_figure_of_a_continuous_time_run(tmp_path, dim):
     """The default recipe (continuous time, EDM) has no discrete schedule table: its schedule figure shows the β of
     its T jumps. (`make demo` plots the default recipe; this failed before.)"""

@@ -156,10 +156,12 @@ def test_write_chunks_streams_and_is_atomic(tmp_path, suffix):
     assert sorted(os.listdir(tmp_path)) == [f"s{suffix}"]  # neither the target nor a temp file
 
 
+@pytest.mark.slow
 def test_demo_trains_both_recipes_and_reruns(tmp_path, monkeypatch):
     """run_demo's wiring with tiny recipes and no figures (the real demo trains 2 × 5000 steps)."""
     import difflab.config
     import difflab.demo
+    from difflab.evaluation.uncertainty import format_ratio
 
     tiny = {"data": {"n": 200}, "train": {"steps": 5}, "diffusion": {"T": 20}}
     for name in ("seed", "recommended"):
@@ -177,6 +179,10 @@ def test_demo_trains_both_recipes_and_reruns(tmp_path, monkeypatch):
         assert samples.shape == (100, 2)
         assert load_run(tmp_path / "demo" / name).config.train.steps == 5
     assert "tutorial" in lines[-2] and "recommended" in lines[-2]
+    for name, label in (("seed", "tutorial"), ("recommended", "recommended")):  # each ratio with its ±
+        r = results[name]
+        assert 0 < r["ratio_se"] < r["ratio"] and f"{label} {format_ratio(r['ratio'], r['ratio_se'], suffix='x')}" \
+            in lines[-2]
     difflab.demo.run_demo(tmp_path / "demo", progress=False, echo=lines.append)  # a re-run replaces the runs
     (tmp_path / "stranger").mkdir()
     (tmp_path / "stranger" / "seed").mkdir()

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from difflab import viz
+from difflab.diffusion import ContinuousDiffusion, GaussianDiffusion
+from difflab.diffusion.continuous import CONTINUOUS
 from difflab.diffusion.schedules import SCHEDULES, make_schedule
 from difflab.errors import ConfigError
 from difflab.rundir import FILES, Run, load_run, read_loss
-from difflab.sample import eps_fn, sample_run, trajectory_times
+from difflab.sample import eps_fn, sample_run, sampling_kwargs, trajectory_times
 from difflab.sampling.output import check_writable
+from difflab.viz import levels
 
 
 class Context:
@@ -21,13 +26,17 @@ class Context:
 
     def __init__(self, run: Run, out: Path, n: int, seed: int, field_ts: list[int] | None) -> None:
         self.run, self.out, self.n, self.seed = run, out, n, seed
-        T = run.diffusion.T
-        self.field_ts = field_ts or sorted({max(1, round(0.3 * T)), T})
+        self.field_ts = field_ts
         self._samples: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def scaled_train(self) -> np.ndarray:
         return self.run.scaler.transform(self.run.train)
+
+    @property
+    def scale(self) -> float:
+        """The data's scale s in the scaled space: noise levels are chosen as multiples of it."""
+        return levels.data_scale(self.scaled_train)
 
     def samples(self) -> tuple[np.ndarray, np.ndarray]:
         if self._samples is None:
@@ -36,16 +45,36 @@ class Context:
             self._samples = (x, traj)
         return self._samples
 
+    def ode_paths(self) -> np.ndarray | None:
+        """For a stochastic sampler, the deterministic paths (DDIM with η = 0, the probability-flow ODE's first-order
+        solver, on the same grid) from the same starts x_T; None for a deterministic sampler or a conditional run."""
+        kwargs = sampling_kwargs(self.run)
+        stochastic = kwargs["sampler"] in STOCHASTIC or kwargs["options"].get("eta", 0.0) > 0
+        if not stochastic or self.run.condition is not None:
+            return None
+        _, ode = sample_run(self.run, self.n, seed=self.seed, trajectory=True, sampler="ddim", eta=0.0,
+                            steps=kwargs["steps"], grid=kwargs["grid"])
+        same_start = ode is not None and np.array_equal(ode[0], self.samples()[1][0])
+        return ode if same_start else None
+
+
+# Samplers that draw fresh noise on the way (ddim with η > 0 too): their paths scribble around the transport.
+STOCHASTIC = {"ddpm", "dpm++-sde", "heun-sde", "consistency"}
+
 
 def _data(c: Context) -> Path:
     return viz.plot_data(c.run.train, c.out / "data.png", columns=c.run.columns, title="training data")
 
 
 def _forward(c: Context) -> Path:
-    T = c.run.diffusion.T
-    ts = sorted({0, max(1, round(0.2 * T)), T})  # the tutorial's 0, 2, T at T = 10
-    return viz.plot_forward(c.scaled_train, c.run.diffusion.alpha_bars.numpy(), ts, c.out / "forward.png",
-                            seed=c.seed)
+    """x_t at the clean data, at σ = 0.1 s, 0.3 s and 1 s, and at t_max (:mod:`difflab.viz.levels`)."""
+    process = c.run.diffusion
+    like = torch.zeros((), dtype=torch.float64)
+    steps = []
+    for t in levels.noise_times(process, levels.FORWARD_LEVELS, c.scale):
+        alpha, sigma = process.alpha_sigma(t, like) if t > 0 else (like + 1.0, like)
+        steps.append((float(alpha), float(sigma), levels.level_label(process, t, tex=True)))
+    return viz.plot_forward_levels(c.scaled_train, steps, c.out / "forward.png", seed=c.seed)
 
 
 def _samples(c: Context) -> Path:
@@ -54,22 +83,60 @@ def _samples(c: Context) -> Path:
 
 
 def _trajectories(c: Context) -> Path:
-    return viz.plot_trajectories(c.samples()[1], c.out / "trajectories.png", ts=trajectory_times(c.run),
-                                 title="reverse trajectories (scaled)")
+    times = trajectory_times(c.run)
+    process = c.run.diffusion
+    sampler = sampling_kwargs(c.run)["sampler"]
+    return viz.plot_trajectories(c.samples()[1], c.out / "trajectories.png", ts=times, n_show=6,
+                                 ode=c.ode_paths(), start=f"start $x_T$ ({levels.level_label(process, times[0], tex=True)})",
+                                 title=f"reverse paths of {sampler} (scaled)")
+
+
+def field_times(c: Context) -> tuple[list[float], list[str]]:
+    """The field's times and titles: ``--t`` steps if given (k/T of t_max for a continuous process), else where
+    σ = 0.1 s and 0.3 s (the data's structure) and t_max (:mod:`difflab.viz.levels`)."""
+    process = c.run.diffusion
+    if c.field_ts:
+        ts = [int(k) if process.discrete else k / process.T * float(process.t_max) for k in c.field_ts]
+    else:
+        ts = levels.noise_times(process, levels.FIELD_LEVELS, c.scale, clean=False)
+    return ts, [levels.level_label(process, t, tex=True) for t in ts]
 
 
 def _field(c: Context) -> Path:
-    traj = c.samples()[1][:, 0, :] if c.run.dim == 2 else None
-    return viz.plot_vector_field(eps_fn(c.run), c.field_ts, c.out / "vector_field.png", trajectory=traj,
-                                 T=c.run.diffusion.T, dim=c.run.dim)
+    ts, titles = field_times(c)
+    return viz.plot_vector_field(eps_fn(c.run), ts, c.out / "vector_field.png", dim=c.run.dim, titles=titles,
+                                 background=c.scaled_train)
+
+
+def _log_snr_curve(process: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(t / t_max, λ(t)) at every step of a discrete process, at ~400 times of a continuous one; finite λ only."""
+    t_max = float(process.t_max)
+    if process.discrete:
+        ts = np.arange(1, int(t_max) + 1, dtype=float)
+    else:  # uniform in t, and geometric near 0, where λ of a VE-like schedule (EDM's σ = 80 t) climbs steeply
+        ts = np.union1d(np.linspace(0.0, t_max, 201)[1:], np.geomspace(float(process.t_min), t_max, 200))
+    lam = np.array([process.log_snr(float(t)) for t in ts])
+    keep = np.isfinite(lam)
+    return ts[keep] / t_max, lam[keep]
 
 
 def _schedules(c: Context) -> Path:
-    T = c.run.diffusion.T
-    curves = {f"{name} (T={T})": make_schedule(name, T, warn=False).betas for name in SCHEDULES}
-    # either kind of process: β of its T steps (continuous time: the jumps between the T + 1 uniform times k/T)
-    curves[f"this run: {c.run.config.diffusion.schedule}"] = c.run.diffusion.betas.numpy()
-    return viz.plot_schedules(curves, c.out / "schedules.png")
+    """The run's schedule among the others of its kind, on a log-SNR axis, with the forward figure's levels."""
+    process = c.run.diffusion
+    T = process.T
+    if process.discrete:
+        others = {f"{name} (T={T})": GaussianDiffusion(make_schedule(name, T, warn=False)) for name in SCHEDULES}
+    else:
+        others = {f"{name} (continuous)": ContinuousDiffusion(name, T) for name in CONTINUOUS}
+    own = f"this run: {c.run.config.diffusion.schedule}"
+    curves = {name: _log_snr_curve(p) for name, p in others.items() if p.to_dict() != process.to_dict()}
+    curves[own] = _log_snr_curve(process)
+    marks = [(t / float(process.t_max), process.log_snr(t), levels.level_label(process, t))
+             for t in levels.noise_times(process, levels.FORWARD_LEVELS, c.scale, clean=False, end=False)]
+    kwargs = sampling_kwargs(c.run)
+    grid = [process.log_snr(t) for t in trajectory_times(c.run)[:-1]]  # the last time, 0, has λ = ∞
+    return viz.plot_log_snr(curves, c.out / "schedules.png", highlight=own, marks=marks,
+                            steps=(np.array(grid), f"{kwargs['sampler']} on the {kwargs['grid']} grid"))
 
 
 def _loss(c: Context) -> Path:

@@ -49,6 +49,7 @@ def test_edm_consistency_function_meets_the_boundary_condition(dim: int) -> None
         torch.testing.assert_close(f(x, t).x0, x / d.alpha_sigma(t, x)[0], atol=tol, rtol=tol)
 
 
+@pytest.mark.slow
 def test_learned_f_maps_one_ode_trajectory_to_one_point(dim: int, gaussian_data) -> None:
     mu, s, x = gaussian_data
     d = continuous("linear")

@@ -53,6 +53,7 @@ def teachers(tmp_path_factory) -> dict[int, Path]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "sampler"), [("progressive", "ddim"), ("consistency", "consistency")])
 def test_student_is_an_ordinary_run(teachers, dim, tmp_path, method, sampler) -> None:
     """On the recommended recipe's teacher (whatever it is now), tiny."""

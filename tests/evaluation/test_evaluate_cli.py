@@ -75,14 +75,17 @@ def table_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_toy_run_table_memorisation_elbo_and_json(oracle_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    r = evaluate(oracle_run, "--n", 500, "--repeats", 1, "--metrics", "w1,energy", "--elbo", "--json", out)
+    r = evaluate(oracle_run, "--n", 500, "--repeats", 1, "--floor-pairs", 3, "--metrics", "w1,energy", "--elbo",
+                 "--json", out)
     assert r.exit_code == 0, r.output
     for text in ("metric", "floor", "w1", "energy", "memorisation", "ELBO", "true NLL"):
         assert text in r.stdout
     rep = strict_json(out)
     assert set(rep) >= {"w1", "energy", "n", "seed", "repeats", "memorisation", "elbo", "sampling"}
     assert "mmd" not in rep
-    assert set(rep["w1"]) == {"value", "floor", "ratio"} and rep["w1"]["ratio"] < 1.5
+    assert set(rep["w1"]) == {"value", "value_se", "floor", "floor_se", "ratio", "ratio_se", "repeats", "floor_pairs"}
+    assert rep["w1"]["ratio"] < 1.5 and rep["w1"]["floor_pairs"] == 3
+    assert rep["w1"]["ratio_se"] is None and f"{rep['w1']['ratio']:.2f} ± ?" in r.stdout  # one repeat: no spread
     assert (rep["n"], rep["seed"], rep["repeats"]) == (500, 0, 1)
     assert 0.6 < rep["memorisation"]["ratio"] < 1.5  # the mixture oracle does not copy its training points
     e = rep["elbo"]
@@ -95,9 +98,10 @@ def test_toy_run_table_memorisation_elbo_and_json(oracle_run: Path, tmp_path: Pa
 
 def test_sampler_options_change_the_samples(oracle_run: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    assert evaluate(oracle_run, "--n", 100, "--repeats", 1, "--metrics", "energy", "--json", a).exit_code == 0
-    r = evaluate(oracle_run, "--n", 100, "--repeats", 1, "--metrics", "energy", "--sampler", "ddim", "--steps", 20,
-                 "--json", b)
+    assert evaluate(oracle_run, "--n", 100, "--repeats", 1, "--floor-pairs", 4, "--metrics", "energy",
+                    "--json", a).exit_code == 0
+    r = evaluate(oracle_run, "--n", 100, "--repeats", 1, "--floor-pairs", 4, "--metrics", "energy", "--sampler", "ddim",
+                 "--steps", 20, "--json", b)
     assert r.exit_code == 0, r.output
     ja, jb = strict_json(a), strict_json(b)
     assert jb["sampling"]["sampler"] == "ddim" and jb["sampling"]["steps"] == 20
@@ -107,7 +111,8 @@ def test_sampler_options_change_the_samples(oracle_run: Path, tmp_path: Path) ->
 
 def test_file_run_compares_with_its_heldout_rows(table_runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    r = evaluate(table_runs["heldout"], "--n", 20, "--repeats", 2, "--metrics", "energy,swd", "--elbo", "--json", out)
+    r = evaluate(table_runs["heldout"], "--n", 20, "--repeats", 2, "--floor-pairs", 3, "--metrics", "energy,swd",
+                 "--elbo", "--json", out)
     assert r.exit_code == 0, r.output
     rep = strict_json(out)
     assert rep["reference"] == "the run's held-out rows"
@@ -122,7 +127,8 @@ def test_file_run_errors(table_runs: dict[str, Path], tmp_path: Path) -> None:
     assert_one_line_error(evaluate(table_runs["heldout"], "--reference", "8gaussians"), "3 columns")
     assert_one_line_error(evaluate(table_runs["heldout"], "--sampler", "euler"), "unknown sampler")
     assert_one_line_error(evaluate(table_runs["heldout"], "--elbo-variance", "medium"), "--elbo-variance")
-    r = evaluate(table_runs["none"], "--n", 10, "--repeats", 1, "--metrics", "energy", "--reference",
+    assert_one_line_error(evaluate(table_runs["heldout"], "--floor-pairs", 1), "--floor-pairs 1")
+    r = evaluate(table_runs["none"], "--n", 10, "--repeats", 1, "--floor-pairs", 2, "--metrics", "energy", "--reference",
                  table_runs["reference"])
     assert r.exit_code == 0, r.output
     assert "ref.csv" in r.stdout
@@ -142,16 +148,18 @@ def sample_files(tmp_path: Path) -> dict[str, Path]:
 def test_sample_file_against_toy_and_reference_file(sample_files: dict[str, Path], tmp_path: Path) -> None:
     np.save(sample_files["ref_npy"], get_dataset("8gaussians").iid(500, 13))
     out = tmp_path / "s.json"
-    r = evaluate(sample_files["good"], "--reference", "8gaussians", "--n", 200, "--repeats", 2, "--metrics", "w1",
-                 "--json", out)
+    r = evaluate(sample_files["good"], "--reference", "8gaussians", "--n", 200, "--repeats", 2, "--floor-pairs", 10,
+                 "--metrics", "w1", "--json", out)
     assert r.exit_code == 0, r.output
     good = strict_json(out)
     assert "memorisation" not in good and "elbo" not in good
-    r = evaluate(sample_files["shifted"], "--reference", "8gaussians", "--n", 200, "--repeats", 2, "--metrics", "w1",
-                 "--json", out)
+    assert 0 < good["w1"]["ratio_se"] < 0.5 and f"{good['w1']['ratio']:.2f} ± " in r.stdout
+    r = evaluate(sample_files["shifted"], "--reference", "8gaussians", "--n", 200, "--repeats", 2, "--floor-pairs", 10,
+                 "--metrics", "w1", "--json", out)
     shifted = strict_json(out)
     assert good["w1"]["ratio"] < 1.5 < 3 < shifted["w1"]["ratio"]
-    r = evaluate(sample_files["good"], "--reference", sample_files["ref_npy"], "--n", 200, "--metrics", "w1")
+    r = evaluate(sample_files["good"], "--reference", sample_files["ref_npy"], "--n", 200, "--repeats", 2,
+                 "--floor-pairs", 5, "--metrics", "w1")
     assert r.exit_code == 0, r.output
     assert "ref.npy (500 rows)" in r.stdout
 

@@ -20,25 +20,28 @@ def gaussian_sampler(d: int, mean: float = 0.0):
 
 def test_output_layout_is_json_able_and_in_registry_order():
     sampler = gaussian_sampler(2)
-    results = evaluate_samples(sampler(400, 99), sampler, n=150, repeats=2)
+    results = evaluate_samples(sampler(400, 99), sampler, n=150, repeats=2, floor_pairs=3)
     assert list(results) == list(METRICS)
     for entry in results.values():
-        assert list(entry) == ["value", "floor", "ratio"]
-        assert all(type(v) is float for v in entry.values())
+        assert list(entry) == ["value", "value_se", "floor", "floor_se", "ratio", "ratio_se", "repeats",
+                               "floor_pairs"]
+        assert (entry["repeats"], entry["floor_pairs"]) == (2, 3)
+        assert all(type(entry[k]) is float for k in ("value", "value_se", "floor", "floor_se", "ratio", "ratio_se"))
     assert json.loads(json.dumps(results)) == results
 
 
 def test_metric_subset_is_reported_in_registry_order():
     sampler = gaussian_sampler(2)
-    results = evaluate_samples(sampler(300, 99), sampler, n=100, repeats=1, metrics=["c2st", "w1", "c2st"])
+    results = evaluate_samples(sampler(300, 99), sampler, n=100, repeats=1, metrics=["c2st", "w1", "c2st"],
+                               floor_pairs=2)
     assert list(results) == ["w1", "c2st"]
 
 
 @pytest.mark.parametrize("d", DIMS)
 def test_same_distribution_is_near_the_floor_and_a_shift_is_far_above(d):
     sampler = gaussian_sampler(d)
-    good = evaluate_samples(sampler(1000, 99), sampler, n=300, repeats=3, seed=1)
-    bad = evaluate_samples(sampler(1000, 99) + 1.0, sampler, n=300, repeats=3, seed=1)
+    good = evaluate_samples(sampler(1000, 99), sampler, n=300, repeats=3, seed=1, floor_pairs=6)
+    bad = evaluate_samples(sampler(1000, 99) + 1.0, sampler, n=300, repeats=3, seed=1, floor_pairs=6)
     for name in METRICS:
         assert 0.3 < good[name]["ratio"] < 3.5, (name, good[name])
         assert bad[name]["ratio"] > 1.5, (name, bad[name])
@@ -49,18 +52,18 @@ def test_same_distribution_is_near_the_floor_and_a_shift_is_far_above(d):
 
 def test_ratio_is_metric_ratio_of_mean_value_and_floor():
     sampler = gaussian_sampler(2)
-    results = evaluate_samples(sampler(500, 99) * 1.5, sampler, n=200, repeats=2)
+    results = evaluate_samples(sampler(500, 99) * 1.5, sampler, n=200, repeats=2, floor_pairs=4)
     assert results["w1"]["ratio"] == pytest.approx(results["w1"]["value"] / results["w1"]["floor"])
-    c = results["c2st"]
-    assert c["ratio"] == METRICS["c2st"].ratio(c["value"], c["floor"], n_test=200 * 2)
+    c = results["c2st"]  # excesses over chance clipped at the null sd of one comparison's n scored points
+    assert c["ratio"] == METRICS["c2st"].ratio(c["value"], c["floor"], n_test=200)
 
 
 @pytest.mark.parametrize("d", DIMS)
 def test_floors_are_positive_and_shrink_with_n(d):
     sampler = gaussian_sampler(d)
     distances = ["w1", "energy", "mmd", "swd"]
-    small = evaluate_samples(sampler(100, 99), sampler, n=100, repeats=3, metrics=distances)
-    large = evaluate_samples(sampler(800, 99), sampler, n=800, repeats=2, metrics=distances)
+    small = evaluate_samples(sampler(100, 99), sampler, n=100, repeats=3, metrics=distances, floor_pairs=3)
+    large = evaluate_samples(sampler(800, 99), sampler, n=800, repeats=2, metrics=distances, floor_pairs=3)
     for name in small:
         assert 0 < large[name]["floor"] < small[name]["floor"], (name, small[name], large[name])
 
@@ -68,8 +71,10 @@ def test_floors_are_positive_and_shrink_with_n(d):
 def test_reference_array_gives_floor_like_a_sampler():
     # A finite array of true points: floors from disjoint subsets match the sampler's floors statistically.
     sampler = gaussian_sampler(2)
-    from_array = evaluate_samples(sampler(600, 99), sampler(5000, 7), n=300, repeats=3, metrics=["w1", "swd"])
-    from_sampler = evaluate_samples(sampler(600, 99), sampler, n=300, repeats=3, metrics=["w1", "swd"])
+    from_array = evaluate_samples(sampler(600, 99), sampler(5000, 7), n=300, repeats=3, metrics=["w1", "swd"],
+                                  floor_pairs=20)
+    from_sampler = evaluate_samples(sampler(600, 99), sampler, n=300, repeats=3, metrics=["w1", "swd"],
+                                    floor_pairs=20)
     for name in from_array:
         assert from_array[name]["floor"] == pytest.approx(from_sampler[name]["floor"], rel=0.25)
 
@@ -92,46 +97,72 @@ def rows(a: np.ndarray) -> set:
 
 
 @pytest.mark.parametrize("array_reference", [True, False])
-def test_protocol_value_and_floor_share_the_reference_sample(spy, array_reference):
-    n, repeats = 50, 3
+def test_protocol_floor_pairs_and_sample_repeats_are_independent_draws(spy, array_reference):
+    n, repeats, pairs = 50, 3, 4
     samples = np.random.default_rng(1).standard_normal((120, 3))
     reference = np.random.default_rng(2).standard_normal((100, 3)) if array_reference else gaussian_sampler(3)
-    results = evaluate_samples(samples, reference, n=n, repeats=repeats, metrics=["spy"])
-    assert results == {"spy": {"value": 1.0, "floor": 1.0, "ratio": 1.0}}
-    assert len(spy) == 2 * repeats
-    for (gen, true_a, u_value), (true_b, true_a2, u_floor) in zip(spy[0::2], spy[1::2]):
-        assert gen.shape == true_a.shape == true_b.shape == (n, 3)
-        assert rows(gen) <= rows(samples) and len(rows(gen)) == n  # a subset without replacement
-        np.testing.assert_array_equal(true_a, true_a2)  # value and floor share the reference sample A
+    results = evaluate_samples(samples, reference, n=n, repeats=repeats, metrics=["spy"], floor_pairs=pairs)
+    assert {k: results["spy"][k] for k in ("value", "floor", "ratio", "repeats", "floor_pairs")} == {
+        "value": 1.0, "floor": 1.0, "ratio": 1.0, "repeats": repeats, "floor_pairs": pairs}
+    assert results["spy"]["ratio_se"] == 0.0  # no spread on either side
+    assert len(spy) == pairs + repeats
+    floors, values = spy[:pairs], spy[pairs:]  # the floor first (it is cached apart from the samples)
+    for true_b, true_a, _ in floors:
+        assert true_a.shape == true_b.shape == (n, 3)
         assert not rows(true_a) & rows(true_b)  # A and B are disjoint / independent
-        assert u_value == u_floor  # both calls get identically seeded generators
         if array_reference:
             assert rows(true_a) | rows(true_b) <= rows(reference)
-    assert not rows(spy[0][1]) == rows(spy[2][1])  # a fresh reference sample each repeat
+    for gen, true, _ in values:
+        assert rows(gen) <= rows(samples) and len(rows(gen)) == n  # a subset without replacement
+        assert not any(rows(true) == rows(a) for _, a, _ in floors)  # its own true sample, not a floor's
+    assert len({u for *_, u in spy}) == len(spy)  # every call gets its own random stream
+    assert rows(values[0][1]) != rows(values[1][1])  # a fresh reference sample each repeat
+
+
+def test_a_metric_scores_alike_alone_or_with_others():
+    sampler = gaussian_sampler(2)
+    samples = sampler(400, 99) * 1.2
+    alone = evaluate_samples(samples, sampler, n=100, repeats=3, metrics=["swd"], floor_pairs=5)
+    together = evaluate_samples(samples, sampler, n=100, repeats=3, metrics=["w1", "swd", "c2st"], floor_pairs=5)
+    assert alone["swd"] == together["swd"]
+
+
+def test_samples_may_be_a_sampler_drawn_fresh_every_repeat(spy):
+    calls = []
+
+    def draw(n, seed):
+        calls.append(seed)
+        return np.random.default_rng(seed).standard_normal((n, 2))
+
+    evaluate_samples(draw, gaussian_sampler(2), n=20, repeats=4, metrics=["spy"], floor_pairs=2)
+    assert len(set(calls)) == len(calls) == 4  # a fresh draw per repeat
 
 
 def test_same_seed_same_result_other_seed_differs():
     sampler = gaussian_sampler(2)
     samples = sampler(400, 99)
-    a = evaluate_samples(samples, sampler, n=150, repeats=1, seed=3, metrics=["swd", "c2st"])
-    b = evaluate_samples(samples, sampler, n=150, repeats=1, seed=3, metrics=["swd", "c2st"])
-    c = evaluate_samples(samples, sampler, n=150, repeats=1, seed=4, metrics=["swd", "c2st"])
+    a = evaluate_samples(samples, sampler, n=150, repeats=2, seed=3, metrics=["swd", "c2st"], floor_pairs=3)
+    b = evaluate_samples(samples, sampler, n=150, repeats=2, seed=3, metrics=["swd", "c2st"], floor_pairs=3)
+    c = evaluate_samples(samples, sampler, n=150, repeats=2, seed=4, metrics=["swd", "c2st"], floor_pairs=3)
     assert a == b
     assert a["swd"]["floor"] != c["swd"]["floor"]
 
 
-def test_format_table_lists_every_metric_aligned():
+def test_format_table_lists_every_metric_aligned_with_its_se():
     sampler = gaussian_sampler(2)
-    results = evaluate_samples(sampler(300, 99), sampler, n=100, repeats=1)
+    results = evaluate_samples(sampler(300, 99), sampler, n=100, repeats=2, floor_pairs=20)
     table = format_table(results, n=100)
     lines = table.splitlines()
-    assert "n = 100" in lines[0]
-    assert lines[1].split() == ["metric", "value", "floor", "ratio"]
-    body = lines[3:]
+    assert "n = 100" in lines[0] and "delta method" in lines[1]
+    assert lines[2].split() == ["metric", "value", "floor", "ratio", "±", "se", "draws", "pairs"]
+    body = lines[4:]
     assert [line.split()[0] for line in body] == list(METRICS)
-    assert len({len(line) for line in lines[1:]}) == 1  # columns aligned
+    assert len({len(line) for line in lines[2:]}) == 1  # columns aligned
     for line, entry in zip(body, results.values()):
-        assert float(line.split()[3]) == pytest.approx(entry["ratio"], rel=1e-2)
+        ratio, pm, se, draws, pairs = line.split()[3:]
+        assert pm == "±" and (draws, pairs) == ("2", "20")
+        assert float(ratio) == pytest.approx(entry["ratio"], abs=0.006 + 1e-3 * entry["ratio"])
+        assert float(se) == pytest.approx(entry["ratio_se"], abs=0.006 + 0.1 * entry["ratio_se"])
 
 
 # --- errors ------------------------------------------------------------------------------------------------
@@ -191,7 +222,7 @@ def test_bad_shapes_and_repeats():
         evaluate_samples(np.ones(100), gaussian_sampler(1), n=10)
     with pytest.raises(ConfigError, match="repeats=0"):
         evaluate_samples(np.ones((100, 2)), gaussian_sampler(2), n=10, repeats=0)
-    with pytest.raises(DataError, match="returned 9 points when asked for n=10"):
+    with pytest.raises(DataError, match="reference returned 9 points when asked for n=10"):
         evaluate_samples(np.ones((100, 2)), lambda n, seed: np.zeros((n - 1, 2)), n=10)
 
 

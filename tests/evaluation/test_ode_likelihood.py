@@ -92,6 +92,7 @@ def test_hutchinson_is_exact_in_one_dimension() -> None:
     assert hutch["nats_per_dim"] == pytest.approx(exact["nats_per_dim"], rel=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim_", [2, 10])
 def test_hutchinson_is_unbiased(dim_: int) -> None:
     """Hutchinson's estimate zᵀ J z (Grathwohl et al. 2019) varies with the probes but averages to the exact trace:
@@ -109,6 +110,7 @@ def test_hutchinson_is_unbiased(dim_: int) -> None:
     assert again == est[0]
 
 
+@pytest.mark.slow
 def test_above_sixteen_dimensions_hutchinson_is_the_default() -> None:
     """D = 17: the default switches to Hutchinson's estimate; on 40 points one probe each it is within a few %."""
     mu, cov, x = gaussian(17, 40)
@@ -117,6 +119,7 @@ def test_above_sixteen_dimensions_hutchinson_is_the_default() -> None:
     assert out["nats_per_dim"] == pytest.approx(float(true_nll(x, mu, cov).mean()) / 17, rel=0.1)
 
 
+@pytest.mark.slow
 def test_scaler_log_det_shifts_exactly(dim: int) -> None:
     """Data in its own units, a fitted min-max scaler, the exact denoiser of the scaled Gaussian: with the scaler's
     log-det the result is −log N(x; m, C) in data units, and it moves by exactly −logdet/D."""
@@ -143,13 +146,15 @@ def test_scaler_log_det_shifts_exactly(dim: int) -> None:
 
 def test_ode_nll_below_the_elbo() -> None:
     """With the exact denoiser the ODE's −log p is the (smoothed) data's own, and the ELBO of the same process lies
-    above it by the bound's gap (~0.05 nats/dim at T = 10 with the 'large' variance)."""
-    mu, cov, x = gaussian(2, 300)
-    d = GaussianDiffusion(make_schedule("linear", 10))
+    above it by the bound's gap (~0.07 nats/dim on a 10-jump grid with the 'large' variance). Continuous time: the
+    ODE of a 10-step discrete schedule has a kink at every step and costs the adaptive solver 3× the calls
+    (test_matches_gaussian_nll covers the discrete process)."""
+    mu, cov, x = gaussian(2, 100)
+    d = ContinuousDiffusion("linear", 10)
     den = denoiser(d, mu, cov)
     ode = ode_nll(den, x)["nats_per_dim"]
     bound = elbo(den, d, x, n_noise=16, generator=torch.Generator().manual_seed(0))["nats_per_dim"]
-    smoothed = float(true_nll(x, mu, cov + d.sigma(1) ** 2 * torch.eye(2, dtype=torch.float64)).mean()) / 2
+    smoothed = float(true_nll(x, mu, cov + d.sigma(d.t_min) ** 2 * torch.eye(2, dtype=torch.float64)).mean()) / 2
     assert ode == pytest.approx(smoothed, rel=1e-3)
     assert ode + 0.02 < bound < ode + 0.2
 

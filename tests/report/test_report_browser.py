@@ -16,13 +16,21 @@ from difflab.rundir import load_run
 from difflab.sample import trajectory_times
 from difflab.sweep import report as sweep_report
 
+pytestmark = pytest.mark.slow  # a headless browser opens every page
+
+
+def t_of(label: str) -> str:
+    """The time in a slider label ``σ 0.186 · t 4`` (or the shown ``noise level σ 0.186 · t 4``)."""
+    return label.split(" · t ")[1]
+
+
 PROBE = "difflab-console-probe"
 # What a figure looks like to the reader: the slider's position and label, and the drawn marks (SVG) of every trace.
 STATE_JS = """
 const gd = document.getElementById(arguments[0]);
 const slider = gd._fullLayout.sliders && gd._fullLayout.sliders[0];
 const label = Array.from(gd.querySelectorAll('.slider-container text')).map(t => t.textContent)
-    .find(text => text.startsWith('t = '));
+    .find(text => text.startsWith('noise level '));
 const marks = Array.from(gd.querySelectorAll('.scatterlayer .trace, .barlayer .trace'))
     .map(t => t.innerHTML).join('|');
 return {active: slider ? slider.active : null, label: label || null, marks: marks,
@@ -34,7 +42,7 @@ return {active: slider ? slider.active : null, label: label || null, marks: mark
 def pages(runs: dict[int, Path], sweep_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The report of the D = 2 run (process and field) and of the D = 1 run (histograms), and the sweep's page."""
     root = tmp_path_factory.mktemp("pages")
-    small = {"n": 300, "eval_n": 100, "repeats": 1}
+    small = {"n": 300, "eval_n": 100, "repeats": 1, "floor_pairs": 2}
     return {"D2": write_report(runs[2], root / "d2.html", **small),
             "D1": write_report(runs[1], root / "d1.html", **small),
             "sweep": sweep_report.write_html(sweep_dir)}
@@ -109,12 +117,13 @@ def test_run_report_slider_moves_the_process_through_t(browser, pages: dict[str,
     assert ids[0] == "process" and ("field" in ids) == (page == "D2")
     before = state(browser, "process")
     times = sorted(trajectory_times(load_run(runs[int(page[1:])])))  # the sampler's grid, in increasing t
-    assert before["steps"] == [str(t) for t in times]
-    assert before["active"] == 0 and before["label"] == "t = 0" and before["marks"]
+    assert [t_of(s) for s in before["steps"]] == [str(t) for t in times]  # labels "σ … · t …", by noise level
+    assert before["active"] == 0 and before["label"] == "noise level σ 0 · t 0" and before["marks"]
     shot = browser.find_element("id", "process").screenshot_as_png
     drag_slider(browser, "process", 0.6)
     after = wait_changed(browser, "process", before)
-    assert 0 < after["active"] < len(times) and after["label"] == f"t = {times[after['active']]}"
+    assert 0 < after["active"] < len(times) and after["label"] == f"noise level {before['steps'][after['active']]}"
+    assert t_of(after["label"]) == str(times[after["active"]])
     moved = browser.find_element("id", "process").screenshot_as_png
     assert changed(moved, shot) > 0.002  # the drawing changed, not only the data
     assert_not_blank(browser.get_screenshot_as_png())
@@ -123,10 +132,11 @@ def test_run_report_slider_moves_the_process_through_t(browser, pages: dict[str,
 def test_field_slider_moves_arrows_and_trajectories(browser, pages: dict[str, Path]) -> None:
     open_page(browser, pages["D2"])
     before = state(browser, "field")
-    assert before["steps"] == ["2", "4", "6", "8", "10"] and before["label"] == "t = 2"  # t > 0 of the grid
+    assert [t_of(s) for s in before["steps"]] == ["2", "4", "6", "8", "10"]  # t > 0 of the grid
+    assert before["label"].startswith("noise level σ ") and t_of(before["label"]) == "2"
     drag_slider(browser, "field", 1.0)  # to the right end: t = T
     after = wait_changed(browser, "field", before)
-    assert after["label"] == "t = 10" and after["active"] == 4
+    assert t_of(after["label"]) == "10" and after["active"] == 4
     assert_not_blank(browser.find_element("id", "field").screenshot_as_png)
 
 

@@ -31,6 +31,12 @@ def trajectory(times: list[int], n: int, d: int, seed: int = 0) -> np.ndarray:
     return (1 - w) * start + w * end
 
 
+def t_of(label: str) -> str:
+    """The time in a slider label ``σ 0.186 · t 4``."""
+    assert label.startswith("σ ") and " · t " in label, label
+    return label.split(" · t ")[1]
+
+
 def decoded(values: object) -> np.ndarray:
     """A trace's array as numpy (plotly keeps numpy arrays as they are until it writes JSON)."""
     return np.asarray(values, dtype=np.float64)
@@ -51,7 +57,9 @@ def test_frame_indices_are_evenly_spread_and_keep_both_ends(n: int) -> None:
 def test_schedule_curves_are_betas_and_one_minus_the_product_of_alphas(name: str) -> None:
     d = GaussianDiffusion(make_schedule(name, 10))
     t, curves = process.schedule_curves(d)
-    betas, var = curves.values()
+    betas, var, lam = curves.values()
+    la = np.cumsum(np.log1p(-np.asarray(d.schedule.betas[1:], dtype=float)))  # log ᾱ as a sum of logs
+    np.testing.assert_allclose(lam[1:], la - np.log(-np.expm1(la)), rtol=1e-6)
     assert list(t) == list(range(11))
     expected = [1.0 - math.prod(1.0 - float(b) for b in d.schedule.betas[1 : s + 1]) for s in range(11)]
     np.testing.assert_allclose(var, expected, rtol=1e-12, atol=1e-15)
@@ -90,12 +98,16 @@ def test_process_frames_follow_the_samplers_times_and_states(d: int) -> None:
     x0 = np.random.default_rng(1).normal(size=(80, d))
     fig = process.process_figure(x0, traj, times, diffusion(), n_show=30)
     slider = fig.layout.sliders[0]
-    assert [s.label for s in slider.steps] == ["0", "4", "8", "12", "16", "20"]  # increasing t, left to right
+    assert [t_of(s.label) for s in slider.steps] == ["0", "4", "8", "12", "16", "20"]  # increasing t, left to right
+    assert slider.steps[0].label == "σ 0 · t 0"
+    sig = float(slider.steps[2].label.split()[1])
+    assert sig == pytest.approx(math.sqrt((1 - float(diffusion().alpha_bars[8])) / float(diffusion().alpha_bars[8])),
+                                rel=1e-2)
     assert slider.active == 0 and len(fig.frames) == 6
     cols = [0] if d == 1 else [0, 1]
     for step, frame in zip(slider.steps, fig.frames, strict=True):
         assert list(step.args[0]) == [frame.name]  # each step shows its own frame
-        k = times.index(int(step.label))
+        k = times.index(int(t_of(step.label)))
         rev = frame.data[1]
         got = decoded(rev.x) if d == 1 else np.c_[decoded(rev.x), decoded(rev.y)]
         np.testing.assert_allclose(got.reshape(30, -1), traj[k, :30][:, cols], rtol=1e-6, atol=1e-6)
@@ -114,7 +126,7 @@ def test_forward_frames_have_the_moments_of_q_xt_given_x0() -> None:
     x0 = np.tile(c, (4000, 1))
     fig = process.process_figure(x0, trajectory(times, 10, 2), times, diff, n_show=4000, seed=3)
     for step, frame in zip(fig.layout.sliders[0].steps, fig.frames, strict=True):
-        t = int(step.label)
+        t = int(t_of(step.label))
         ab = float(diff.alpha_bars[t])
         xt = np.c_[decoded(frame.data[0].x), decoded(frame.data[0].y)]
         se = math.sqrt(max(1 - ab, 1e-12) / len(xt))
@@ -125,8 +137,17 @@ def test_forward_frames_have_the_moments_of_q_xt_given_x0() -> None:
 def test_a_long_grid_is_thinned_to_at_most_max_frames() -> None:
     times = list(range(100, -1, -1))
     fig = process.process_figure(np.zeros((20, 2)), trajectory(times, 5, 2), times, diffusion(100))
-    labels = [int(s.label) for s in fig.layout.sliders[0].steps]
-    assert len(labels) == process.MAX_FRAMES and labels[0] == 0 and labels[-1] == 100
+    labels = [int(t_of(s.label)) for s in fig.layout.sliders[0].steps]
+    assert len(labels) <= process.MAX_FRAMES and labels[0] == 0 and labels[-1] == 100
+    # spread in noise level, not in steps: on the linear schedule, log σ moves fastest at small t, so the
+    # frames crowd there (an even spread in steps would put them 2.5 apart everywhere)
+    assert labels[:6] == list(range(6)) and len(labels) > 30
+    def gaps(ts: list[int]) -> np.ndarray:
+        return np.diff(np.log([process.noise_level(diffusion(100), t) for t in ts if t > 0]))
+
+    target = (gaps([1, 100])[0]) / (process.MAX_FRAMES - 2)  # an even spread in log σ
+    assert gaps(labels)[3:].max() < 2 * target  # past the first steps, which are each a large jump in σ
+    assert gaps(process.frame_indices(101)).max() > 4 * target  # an even spread in steps is far from it
 
 
 def test_process_figure_rejects_a_trajectory_without_one_time_per_state() -> None:
@@ -163,7 +184,7 @@ def test_field_arrows_are_minus_eps_hat_with_one_scale_for_every_t() -> None:
     traj = trajectory(times, 30, 2)
     fig = process.field_figure(linear_eps, traj, times, np.zeros((10, 2)), n_paths=4, grid=5, lim=2.0)
     labels = [int(s.label) for s in fig.layout.sliders[0].steps]
-    assert labels == [5, 10, 15, 20]  # t = 0 has no field
+    assert labels == [5, 10, 15, 20]  # t = 0 has no field; without the process, labels are the times
     g = np.linspace(-2, 2, 5)
     gx, gy = np.meshgrid(g, g)
     lattice = np.c_[gx.ravel(), gy.ravel()]
@@ -250,10 +271,14 @@ def test_process_and_field_of_a_continuous_time_process() -> None:
     c = np.array([1.0, -1.0])
     fig = process.process_figure(np.tile(c, (3000, 1)), trajectory(times, 10, 2), times, ContinuousProcess(),
                                  n_show=3000)
-    assert [s.label for s in fig.layout.sliders[0].steps] == ["0", "0.125", "0.5", "1"]
+    assert [t_of(s.label) for s in fig.layout.sliders[0].steps] == ["0", "0.125", "0.5", "1"]
     last = fig.frames[-1].data[0]  # t = 1: ᾱ = e^-5
     xt = np.c_[decoded(last.x), decoded(last.y)]
     ab = math.exp(-5.0)
     np.testing.assert_allclose(xt.mean(0), math.sqrt(ab) * c, atol=5 * math.sqrt((1 - ab) / 3000))
-    field = process.field_figure(lambda x, t: x * t, trajectory(times, 10, 2), times, np.zeros((5, 2)), grid=3)
-    assert [s.label for s in field.layout.sliders[0].steps] == ["0.125", "0.5", "1"]
+    field = process.field_figure(lambda x, t: x * t, trajectory(times, 10, 2), times, np.zeros((5, 2)), grid=3,
+                                 diffusion=ContinuousProcess())
+    labels = [s.label for s in field.layout.sliders[0].steps]
+    assert [t_of(lab) for lab in labels] == ["0.125", "0.5", "1"]
+    assert labels[-1].startswith(f"σ {math.sqrt(math.expm1(5.0)):.3g} ")  # σ = √((1 − ᾱ)/ᾱ), ᾱ = e^-5
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis2.scaleanchor == "x2"  # moons stay moons

@@ -19,13 +19,14 @@ from typer.testing import CliRunner
 from difflab.cli import app
 from difflab.config import resolve_config
 from difflab.evaluation.report import evaluate_run
+from difflab.evaluation.uncertainty import format_ratio
 from difflab.pipeline import train_run
 from difflab.report import results
 from difflab.report.run_page import build_report, write_report
 from difflab.sweep import report as sweep_report
 
 runner = CliRunner()
-SMALL = {"n": 200, "eval_n": 100, "repeats": 1}  # --n, --eval-n, --repeats of a fast page
+SMALL = {"n": 200, "eval_n": 100, "repeats": 2, "floor_pairs": 4}  # --n, --eval-n, --repeats, --floor-pairs
 SECTIONS = ["Forward and reverse process", "The learned field −ε̂(x, t)", "Samples against data",
             "Metrics against the noise floor", "Training loss", "Noise schedule"]
 
@@ -44,11 +45,12 @@ def table_cells(page: str, table_id: str) -> list[list[str]]:
     return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("d", [1, 2, 10])
 def test_report_page_is_self_contained_with_every_section(runs: dict[int, Path], tmp_path: Path, d: int) -> None:
     out = tmp_path / "page.html"
     r = runner.invoke(app, ["report", str(runs[d]), "--out", str(out), "--n", "200", "--eval-n", "100",
-                            "--repeats", "1"])
+                            "--repeats", "1", "--floor-pairs", "2"])
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == f"wrote {out}"
     page = out.read_text(encoding="utf-8")
@@ -68,13 +70,14 @@ def test_report_page_is_self_contained_with_every_section(runs: dict[int, Path],
 
 def test_report_metrics_are_those_of_evaluate_run_with_the_same_settings(runs: dict[int, Path]) -> None:
     page = build_report(runs[2], **SMALL, seed=3)
-    rep = evaluate_run(runs[2], n=100, repeats=1, seed=3)
+    rep = evaluate_run(runs[2], n=100, repeats=2, floor_pairs=4, seed=3)
     rows = table_cells(page, "metrics")
     assert [row[0] for row in rows] == ["w1", "energy", "mmd", "swd", "c2st"]
-    for name, _, value, floor, ratio in rows:
+    for name, _, value, floor, ratio, draws, pairs in rows:
         assert np.isclose(float(value), rep[name]["value"], rtol=1e-3)
         assert np.isclose(float(floor), rep[name]["floor"], rtol=1e-3)
-        assert np.isclose(float(ratio), rep[name]["ratio"], rtol=1e-2)
+        assert ratio == format_ratio(rep[name]["ratio"], rep[name]["ratio_se"]) and " ± " in ratio
+        assert (draws, pairs) == ("2", "4")
     assert "toy &#x27;moons&#x27; (i.i.d. sampler)" in page and "Memorisation" in page
 
 
@@ -100,6 +103,7 @@ def test_report_default_path_and_python_api(runs: dict[int, Path]) -> None:
     (["--n", "0"], "--n must be at least 1"),
     (["--eval-n", "1"], "--eval-n must be at least 2"),
     (["--repeats", "0"], "--repeats must be at least 1"),
+    (["--floor-pairs", "1"], "--floor-pairs must be at least 2"),
     (["--out", "/proc/difflab/page.html"], "/proc/difflab/page.html"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(runs: dict[int, Path], tmp_path: Path, args: list[str],
@@ -178,6 +182,7 @@ def test_results_figure_selector_shows_one_metric_with_clipped_log_error_bars() 
     assert fig.layout.xaxis.type == "log" and json.loads(fig.to_json())  # serialisable
 
 
+@pytest.mark.slow
 def test_demo_writes_and_prints_both_reports(tmp_path: Path, monkeypatch) -> None:
     import difflab.config
     import difflab.demo

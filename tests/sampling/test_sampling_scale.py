@@ -31,6 +31,7 @@ def seed_denoiser():
     return Denoiser(build_model("seed", 2, 10).eval(), d), d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])
 def test_streaming_1e5_points_equals_in_memory(tmp_path, seed_denoiser, suffix: str) -> None:
     denoise, d = seed_denoiser

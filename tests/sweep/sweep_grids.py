@@ -20,7 +20,7 @@ steps = 20
 
 [evaluate]
 n = 100
-repeats = 1
+repeats = 2
 metrics = ["w1", "energy"]
 """
 

@@ -81,6 +81,7 @@ def test_command_line_changes_restrict_axes_and_override_the_base(tmp_path: Path
 # --- running ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_csv_md_png(tiny_sweep: tuple[Path, Path, runner.SweepSummary]) -> None:
     _, out, summary = tiny_sweep
     assert summary.ok == 8 and not summary.failed and summary.skipped == 0
@@ -92,6 +93,7 @@ def test_tiny_grid_writes_csv_md_png(tiny_sweep: tuple[Path, Path, runner.SweepS
     assert (out / "cells" / "T=3,scaler=minmax,seed=0" / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_results_md_is_mean_and_sd_over_seeds(tiny_sweep: tuple[Path, Path, runner.SweepSummary]) -> None:
     _, out, _ = tiny_sweep
     df = pd.read_csv(out / "results.csv")
@@ -99,9 +101,12 @@ def test_results_md_is_mean_and_sd_over_seeds(tiny_sweep: tuple[Path, Path, runn
     for (T, scaler), g in df.groupby(["diffusion.T", "data.scaler"]):
         w1 = sorted(g["w1_ratio"])
         expected = f"{statistics.mean(w1):.3g} ± {statistics.stdev(w1):.2g}"
-        assert f"| {T} | {scaler} | 2/2 | {expected} |" in md
+        se = math.sqrt(statistics.mean(g["w1_ratio_se"] ** 2))  # the rms of one seed's standard error
+        assert 0 < se < statistics.mean(w1)
+        assert f"| {T} | {scaler} | 2/2 | {expected} | {se:.2g} |" in md
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_cells(tiny_sweep: tuple[Path, Path, runner.SweepSummary]) -> None:
     grid, out, _ = tiny_sweep
     results = sorted((out / "cells").glob("*/result.json"))
@@ -209,6 +214,7 @@ def test_batched_training_is_used_for_compatible_cells(tmp_path: Path, monkeypat
     assert (df[df["data.scaler"] == "standard"]["batched"] == 1).all()
 
 
+@pytest.mark.slow
 def test_real_batched_training_matches_training_one_by_one(
     tiny_sweep: tuple[Path, Path, runner.SweepSummary], tmp_path: Path
 ) -> None:
@@ -266,6 +272,7 @@ def test_pivot_sentences_match_a_hand_count() -> None:
     assert sentence == "Lowest r per row: a: T=2 (0.5)."
 
 
+@pytest.mark.slow
 def test_page_has_pivots_figures_and_keeps_notes(tiny_sweep: tuple[Path, Path, runner.SweepSummary],
                                                  tmp_path: Path) -> None:
     import json

@@ -51,6 +51,7 @@ def _tensors(path: Path) -> dict[str, np.ndarray]:
         return {k: f.get_tensor(k) for k in f.keys()}
 
 
+@pytest.mark.slow
 def test_ray_writes_the_cells_and_numbers_of_the_local_backend(
     ray_session: object, tiny_sweep: tuple[Path, Path, SweepSummary], tmp_path: Path
 ) -> None:
@@ -122,6 +123,7 @@ metrics = ["w1", "energy"]
 """
 
 
+@pytest.mark.slow
 def test_tables_of_1_and_10_columns_by_relative_path_give_the_local_numbers(
     ray_session: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

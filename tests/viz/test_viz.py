@@ -355,6 +355,7 @@ def test_run_trajectories_figure_labels_the_samplers_first_step(tmp_path, monkey
     from difflab.config import resolve_config
     from difflab.figures import make_figures
     from difflab.pipeline import train_run
+    from difflab.rundir import load_run
 
     cfg = resolve_config("seed", overrides={"data": {"n": 100}, "train": {"steps": 5},
                                             "sample": {"sampler": "ddim", "steps": 4}})
@@ -362,4 +363,19 @@ def test_run_trajectories_figure_labels_the_samplers_first_step(tmp_path, monkey
     drawn: list[Figure] = []
     monkeypatch.setattr(viz.process, "save", lambda fig, path: drawn.append(fig) or path)
     make_figures(tmp_path / "run", tmp_path / "figs", kinds=["trajectories"], n=20)
-    assert set(_legend(drawn[0])) == {"all samples", "start $x_T$ (t = 10)", "end $x_0$ (t = 0)"}
+    sigma = load_run(tmp_path / "run").diffusion.sigma(10)
+    start = f"start $x_T$ ($\\sigma$ = {sigma:.3g}, t = 10)"
+    assert set(_legend(drawn[0])) == {"all samples", start, "end $x_0$ (t = 0)"}  # ddim: deterministic already
+    # a stochastic sampler (the seed recipe's ancestral one) gets the ODE's paths from the same starts beside its own
+    cfg = resolve_config("seed", overrides={"data": {"n": 100}, "train": {"steps": 5}})
+    train_run(cfg, tmp_path / "ddpm", progress=False)
+    make_figures(tmp_path / "ddpm", tmp_path / "figs2", kinds=["trajectories"], n=20)
+    legend = _legend(drawn[1])
+    assert set(legend) == {"all samples", "sampler's paths", "ODE paths (ddim, η = 0), same $x_T$", start,
+                           "end $x_0$ (t = 0)"}
+    lines = drawn[1].axes[0].get_lines()
+    ode = [ln.get_xydata() for ln in lines if ln.get_linestyle() == "--"]
+    own = [ln.get_xydata() for ln in lines if ln.get_linestyle() == "-"]
+    assert len(ode) == len(own) == 6 and all(len(p) == 11 for p in ode)  # T = 10 steps each
+    np.testing.assert_allclose([p[0] for p in ode], [p[0] for p in own])  # the same x_T
+    assert not np.allclose([p[-1] for p in ode], [p[-1] for p in own])  # different ends

@@ -56,6 +56,12 @@ class Metric:
     def __call__(self, x: np.ndarray, y: np.ndarray, *, rng: np.random.Generator) -> float:
         return float(self.fn(x, y, rng=rng))
 
+    def excess(self, value: float, *, n_test: int) -> float:
+        """How far a (mean) ``value`` is from chance: ``value`` for a distance; for an accuracy-like metric the
+        accuracy above chance, never below the null standard deviation of ``n_test`` scored points."""
+        ev = value - self.chance
+        return max(ev, self.null_sd(n_test)) if self.null_sd is not None else ev
+
     def ratio(self, value: float, floor: float, *, n_test: int) -> float:
         """Headline ratio: how far ``value`` is from chance, in units of the noise floor's distance from chance.
 

@@ -22,7 +22,8 @@ import torch
 from difflab.data import DATASETS
 from difflab.data.files import frame_to_array, read_frame
 from difflab.errors import ConfigError, DifflabError
-from difflab.evaluation.floors import Reference, _resolve_metrics, evaluate_samples, format_table
+from difflab.evaluation.floor_cache import toy_key
+from difflab.evaluation.floors import MIN_REPEATS, Reference, _resolve_metrics, evaluate_samples, format_table
 from difflab.evaluation.likelihood import REVERSE_VARIANCES, elbo
 from difflab.evaluation.metrics import METRICS
 from difflab.evaluation.ode_likelihood import ode_nll
@@ -54,18 +55,21 @@ def parse_metrics(text: str | None) -> list[str] | None:
     return _resolve_metrics(names)
 
 
-def _check_counts(n: int, repeats: int) -> None:
+def _check_counts(n: int, repeats: int | None, floor_pairs: int | None = None) -> None:
     if n < 2:
         raise ConfigError(f"--n {n} is too small; every metric needs at least 2 points per sample")
-    if repeats < 1:
+    if repeats is not None and repeats < 1:
         raise ConfigError(f"--repeats {repeats}; expected at least 1")
+    if floor_pairs is not None and floor_pairs < 2:
+        raise ConfigError(f"--floor-pairs {floor_pairs}; expected at least 2")
 
 
 def evaluate_run(
     run_dir: str | Path,
     *,
     n: int | None = None,
-    repeats: int = 3,
+    repeats: int | None = None,
+    floor_pairs: int | None = None,
     seed: int = 0,
     metrics: list[str] | None = None,
     reference: str | None = None,
@@ -87,7 +91,7 @@ def evaluate_run(
     from difflab.rundir import load_run
     from difflab.sample import sample_run, sampling_kwargs
 
-    _check_counts(n if n is not None else DEFAULT_N, repeats)
+    _check_counts(n if n is not None else DEFAULT_N, repeats, floor_pairs)
     metrics = _resolve_metrics(metrics) if metrics is not None else None
     if elbo_variance not in REVERSE_VARIANCES:
         raise ConfigError(f"--elbo-variance {elbo_variance!r}; choose one of: {', '.join(REVERSE_VARIANCES)}")
@@ -113,17 +117,24 @@ def evaluate_run(
     target = pick_target(spec, target) if not callable(ref) else None
     train = subset(run.train, MAX_CHECK_ROWS, seed)
     n_rows = len(train) if not callable(ref) else 0
-    samples, _ = sample_run(run, max(n * repeats, n_rows), seed=seed, **sampling)
+    # one pool of samples, n per draw up to the first MIN_REPEATS draws (or the draws asked for): later automatic
+    # draws are subsets of it, as with a file of samples, because sampling is what costs most (the default recipe
+    # samples 2000 points in seconds); the ± is then that of the ratio given this pool
+    samples, _ = sample_run(run, max(n * (repeats or MIN_REPEATS), asked, n_rows), seed=seed, **sampling)
 
     def rows(x: np.ndarray) -> np.ndarray:  # features → evaluation matrix (a table's labels one-hot)
         return evaluation_matrix(spec.decode(x), spec) if run.table is not None else x
 
     scale = scaling(ref, rows, raw_units, seed)
     true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(rows(ref))
-    generated = scale(rows(samples[: n * repeats]))
+    generated = scale(rows(samples))
+
     report: dict[str, Any] = {"target": str(run_dir), "reference": ref_name}
-    report.update(evaluate_samples(generated, true, n=n, repeats=repeats, metrics=metrics, seed=seed))
-    report.update({"n": n, "repeats": repeats, "seed": seed, "standardised": not raw_units,
+    scores = evaluate_samples(generated, true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics, seed=seed,
+                              reference_key=toy_key(run.toy.name, raw_units) if callable(ref) else None)
+    report.update(scores)
+    report.update({"n": n, "repeats": max(v["repeats"] for v in scores.values()), "seed": seed,
+                   "standardised": not raw_units,
                    "sampling": {"sampler": kwargs["sampler"], "steps": kwargs["steps"] or run.diffusion.T,
                                 "grid": kwargs["grid"], **kwargs["options"]}})
     if note:
@@ -180,7 +191,8 @@ def evaluate_file(
     *,
     reference: str | None,
     n: int | None = None,
-    repeats: int = 3,
+    repeats: int | None = None,
+    floor_pairs: int | None = None,
     seed: int = 0,
     metrics: list[str] | None = None,
     raw_units: bool = False,
@@ -195,7 +207,7 @@ def evaluate_file(
     if reference is None:
         raise ConfigError(f"{samples_path}: evaluating a sample file needs --reference (a toy name or a file of "
                           "true points)")
-    _check_counts(n if n is not None else DEFAULT_N, repeats)
+    _check_counts(n if n is not None else DEFAULT_N, repeats, floor_pairs)
     metrics = _resolve_metrics(metrics) if metrics is not None else None
     frame = read_frame(samples_path)
     if reference in DATASETS:
@@ -219,8 +231,12 @@ def evaluate_file(
     scale = scaling(ref, lambda x: x, raw_units, seed)
     true: Reference = (lambda m, s: scale(ref(m, s))) if callable(ref) else scale(ref)
     report: dict[str, Any] = {"target": str(samples_path), "reference": ref_name}
-    report.update(evaluate_samples(scale(samples), true, n=n, repeats=repeats, metrics=metrics, seed=seed))
-    report.update({"n": n, "repeats": repeats, "seed": seed, "standardised": not raw_units})
+    scores = evaluate_samples(scale(samples), true, n=n, repeats=repeats, floor_pairs=floor_pairs, metrics=metrics,
+                              seed=seed,
+                              reference_key=toy_key(reference, raw_units) if callable(ref) else None)
+    report.update(scores)
+    report.update({"n": n, "repeats": max(v["repeats"] for v in scores.values()), "seed": seed,
+                   "standardised": not raw_units})
     if note:
         report["n_note"] = note
     if ref_frame is not None and len(ref_frame) >= 4:

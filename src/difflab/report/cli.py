@@ -19,7 +19,12 @@ def report(
                              max=2**63 - 1)] = 0,
     eval_n: Annotated[int, Opt("--eval-n", help="Points per sample in each metric (as `difflab evaluate "
                                "--n`).")] = 2000,
-    repeats: Annotated[int, Opt(help="Repeats averaged in each metric.")] = 3,
+    repeats: Annotated[int | None, Opt(help="Sample draws averaged in each metric (default: as many as make the W1 "
+                                       "ratio's standard error at most 3 % of it, 5 to 64).",
+                                       show_default=False)] = None,
+    floor_pairs: Annotated[int | None, Opt(help="Pairs of true samples each noise floor averages (as `difflab "
+                                           "evaluate --floor-pairs`; default: 20 to 300, cached).",
+                                           show_default=False)] = None,
     no_data: Annotated[bool, Opt("--no-data", help="Put no training row on the page (by default it holds up to "
                                  "2000 of them, in its figures); the figures show generated samples instead.")] = False,
     force: Annotated[bool, Opt("--force", help="Allow --out to replace a run's or a sweep's own file.")] = False,
@@ -29,7 +34,8 @@ def report(
     schedule. The page holds up to 2000 of the run's real training rows unless --no-data."""
     from difflab.report.run_page import write_report
 
-    path = write_report(run_dir, out, n=n, seed=seed, eval_n=eval_n, repeats=repeats, no_data=no_data, force=force)
+    path = write_report(run_dir, out, n=n, seed=seed, eval_n=eval_n, repeats=repeats, floor_pairs=floor_pairs,
+                        no_data=no_data, force=force)
     typer.echo(f"wrote {path}")
 
 

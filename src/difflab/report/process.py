@@ -1,5 +1,6 @@
 """The diffusion in t as interactive figures: the forward process next to the reverse samples, the learned field
-−ε̂(x, t) with trajectories, each under a t slider, and the schedule (β_t, 1 − ᾱ_t).
+−ε̂(x, t) with trajectories, each under a slider over noise level (positions spread evenly in log σ, labelled with
+σ and t), and the schedule (β_t, 1 − ᾱ_t, the log-SNR λ_t).
 
 Everything the report computes from the schedule and the sampler's time grid is in this module, so a new kind of
 schedule or sampler needs changes here only. Points are in the scaled space, where the diffusion runs.
@@ -8,14 +9,17 @@ Notation: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (Ho et al. 2020, Eq. 4).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from difflab.errors import DifflabError
 from difflab.viz import panels, reverse_field
+from difflab.viz.levels import format_sigma
 
 # Slider positions at most; a longer time grid is thinned evenly, always keeping its first and last step.
 MAX_FRAMES = 41
@@ -31,14 +35,53 @@ def alpha_bar_at(diffusion: object, t: float) -> float:
     return float(np.asarray(diffusion.alpha_bars, dtype=np.float64)[int(t)])  # type: ignore[attr-defined]
 
 
+def coefficients(diffusion: object, t: float) -> tuple[float, float]:
+    """(α_t, σ̃_t) of x_t = α_t x_0 + σ̃_t ε: the process's own (``alpha_sigma``: a straight path's are (1 − t, t)),
+    else (√ᾱ_t, √(1 − ᾱ_t)) from ``alpha_bar``."""
+    if t > 0 and hasattr(diffusion, "alpha_sigma"):
+        a, s = diffusion.alpha_sigma(t, torch.zeros((), dtype=torch.float64))  # type: ignore[attr-defined]
+        return float(a), float(s)
+    ab = alpha_bar_at(diffusion, t)
+    return math.sqrt(ab), math.sqrt(max(0.0, 1.0 - ab))
+
+
+def noise_level(diffusion: object, t: float) -> float:
+    """σ_t = σ̃_t / α_t, the noise level of x_t / α_t = x_0 + σ_t ε (0 at t = 0, ∞ where the signal is gone)."""
+    a, s = coefficients(diffusion, t)
+    return s / a if a > 0 else math.inf
+
+
+def level_label(diffusion: object, t: float) -> str:
+    """A slider position: the noise level first, then the time (``σ 0.186 · t 0.00232``)."""
+    return f"σ {format_sigma(noise_level(diffusion, t))} · t {t_label(t)}"
+
+
+def level_indices(diffusion: object, times: Sequence[float], max_frames: int = MAX_FRAMES) -> list[int]:
+    """At most ``max_frames`` indices into ``times``, evenly spread in log σ (not in steps: a grid uniform in t
+    spends most of its steps where the data are long gone), always with both ends."""
+    if len(times) <= max_frames:
+        return list(range(len(times)))
+    with np.errstate(divide="ignore"):
+        logs = np.log([noise_level(diffusion, t) for t in times])
+    finite = np.flatnonzero(np.isfinite(logs))
+    picked = {0, len(times) - 1}
+    if len(finite):
+        for target in np.linspace(logs[finite].min(), logs[finite].max(), max_frames - 2):
+            picked.add(int(finite[np.argmin(np.abs(logs[finite] - target))]))
+    return sorted(picked)
+
+
 def schedule_curves(diffusion: object) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The schedule as (t, {label: values}): β_t and 1 − ᾱ_t at t = 0..T for a discrete schedule (from its
-    ``betas`` and ``alpha_bars``, float64); 1 − ᾱ(t) and the log-SNR λ(t) on 201 times in [0, 1] otherwise."""
+    """The schedule as (t, {label: values}): β_t, 1 − ᾱ_t and the log-SNR λ_t at t = 0..T for a discrete schedule
+    (from its ``betas`` and ``alpha_bars``, float64); 1 − ᾱ(t) and λ(t) on 201 times in [0, 1] otherwise."""
     if hasattr(diffusion, "betas"):
         betas = np.asarray(diffusion.betas, dtype=np.float64)
         alpha_bars = np.asarray(diffusion.alpha_bars, dtype=np.float64)  # type: ignore[attr-defined]
+        with np.errstate(divide="ignore"):
+            lam = np.log(alpha_bars) - np.log1p(-alpha_bars)
         return np.arange(len(betas)), {"β<sub>t</sub>: noise added per step": betas,
-                                       "1 − ᾱ<sub>t</sub>: total noise variance": 1.0 - alpha_bars}
+                                       "1 − ᾱ<sub>t</sub>: total noise variance": 1.0 - alpha_bars,
+                                       "λ<sub>t</sub> = log ᾱ − log(1 − ᾱ): log-SNR": lam}
     t = np.linspace(0.0, 1.0, 201)
     ab = np.array([alpha_bar_at(diffusion, u) for u in t])
     with np.errstate(divide="ignore"):
@@ -77,7 +120,7 @@ def add_t_slider(fig: go.Figure, names: list[str], labels: list[str], *, active:
     steps = [{"method": "animate", "label": lab, "args": _animate([n], 0)} for n, lab in zip(names, labels)]
     left = 0.16 * len(plays)  # room for the buttons
     fig.update_layout(
-        sliders=[{"active": active, "steps": steps, "currentvalue": {"prefix": "t = "}, "x": left,
+        sliders=[{"active": active, "steps": steps, "currentvalue": {"prefix": "noise level "}, "x": left,
                   "len": 1 - left, "pad": {"t": 50}}],
         updatemenus=[{"type": "buttons", "direction": "left", "showactive": False, "x": 0.0, "y": 0,
                       "xanchor": "left", "yanchor": "top", "pad": {"t": 60},
@@ -105,10 +148,9 @@ def process_figure(x0: np.ndarray, traj: np.ndarray, times: Sequence[float], dif
     tr = _check(traj, times)
     x = panels.subsample(panels.as_points(x0, "x0"), n_show, seed)
     rev = tr[:, :n_show]
-    idx = sorted(frame_indices(len(tr)), key=lambda k: times[k])  # increasing t, left to right
+    idx = sorted(level_indices(diffusion, times), key=lambda k: times[k])  # increasing noise, left to right
     eps = np.random.default_rng(seed).standard_normal(x.shape)
-    abars = [alpha_bar_at(diffusion, times[k]) for k in idx]
-    fwd = [np.sqrt(ab) * x + np.sqrt(1.0 - ab) * eps for ab in abars]  # Ho et al. 2020, Eq. 4
+    fwd = [a * x + s * eps for a, s in (coefficients(diffusion, times[k]) for k in idx)]  # Ho et al. 2020, Eq. 4
     names = list(columns) if columns else [f"x{i + 1}" for i in range(x.shape[1])]
     cols = (0,) if x.shape[1] == 1 else (0, 1)
     lims = panels.limits([f[:, cols] for f in fwd] + [rev[k][:, cols] for k in idx], pad=0.05)
@@ -128,13 +170,15 @@ def process_figure(x0: np.ndarray, traj: np.ndarray, times: Sequence[float], dif
     for c in (1, 2):
         fig.update_xaxes(range=list(lims[0]), title_text=f"{names[0]} (scaled)", row=1, col=c)
         fig.update_yaxes(**y_axis, row=1, col=c)
+        if len(cols) == 2:  # equal aspect: the moons stay moons, not ovals
+            fig.update_yaxes(scaleanchor="x" if c == 1 else "x2", scaleratio=1, row=1, col=c)
     frames = [go.Frame(name=str(i), data=[make[0](f[:, cols]), make[1](rev[k][:, cols])], traces=[0, 1])
               for i, (f, k) in enumerate(zip(fwd, idx, strict=True))]
     fig.add_trace(frames[0].data[0], row=1, col=1)
     fig.add_trace(frames[0].data[1], row=1, col=2)
     fig.frames = frames
     order = [f.name for f in frames]
-    add_t_slider(fig, order, [t_label(times[k]) for k in idx], active=0,
+    add_t_slider(fig, order, [level_label(diffusion, times[k]) for k in idx], active=0,
                  plays=[("▶ noise 0 → T", order), ("▶ denoise T → 0", order[::-1])])
     fig.update_layout(height=520, showlegend=False, margin={"t": 40, "b": 40})
     return fig
@@ -159,7 +203,7 @@ def _polylines(paths: np.ndarray) -> np.ndarray:
 
 def field_figure(eps_fn: Callable[[np.ndarray, int], np.ndarray], traj: np.ndarray, times: Sequence[int],
                  background: np.ndarray, *, n_paths: int = 8, grid: int = 17,
-                 lim: float | None = None) -> go.Figure:
+                 lim: float | None = None, diffusion: object = None) -> go.Figure:
     """−ε̂(x, t) on a ``grid`` × ``grid`` lattice over [−lim, lim]² (the direction the reverse mean moves x_t,
     Ho et al. 2020, Eq. 11) under a slider over the sampler's times t ≥ 1, with ``n_paths`` reverse trajectories
     drawn from x_T down to t and their points at t. One arrow scale for every t, so magnitudes compare. D = 2."""
@@ -169,7 +213,8 @@ def field_figure(eps_fn: Callable[[np.ndarray, int], np.ndarray], traj: np.ndarr
     bg = panels.as_points(background, "background")
     if lim is None:  # the tutorial's [-1.5, 1.5] for data in [-1, 1]; wider for wider data
         lim = max(1.5, 1.15 * float(np.quantile(np.abs(bg), 0.995)))
-    idx = sorted((k for k in frame_indices(len(tr)) if times[k] > 0), key=lambda k: times[k])
+    picks = frame_indices(len(tr)) if diffusion is None else level_indices(diffusion, times)
+    idx = sorted((k for k in picks if times[k] > 0), key=lambda k: times[k])
     if not idx:
         raise DifflabError("the time grid has no time t > 0 to draw the field at")
     ts = [times[k] for k in idx]
@@ -194,7 +239,8 @@ def field_figure(eps_fn: Callable[[np.ndarray, int], np.ndarray], traj: np.ndarr
                      *frames[0].data])
     fig.frames = frames
     order = [f.name for f in frames]
-    add_t_slider(fig, order, [t_label(t) for t in ts], active=0, plays=[("▶ denoise", order[::-1])])
+    labels = [t_label(t) if diffusion is None else level_label(diffusion, t) for t in ts]
+    add_t_slider(fig, order, labels, active=0, plays=[("▶ denoise", order[::-1])])
     pad = 0.05 * lim
     fig.update_xaxes(range=[-lim - pad, lim + pad], title_text="x₁ (scaled)")
     fig.update_yaxes(range=[-lim - pad, lim + pad], title_text="x₂ (scaled)", scaleanchor="x", scaleratio=1)

@@ -15,16 +15,19 @@ import numpy as np
 import plotly.graph_objects as go
 
 from difflab.errors import DifflabError
+from difflab.evaluation.uncertainty import format_ratio
 from difflab.report.html import Section, figure_html, render_page, table_html, write_page
 
 
 @dataclass
 class MetricSeries:
-    """One metric's ratio per combination: mean and sample sd (ddof = 1) over seeds, and every seed's value."""
+    """One metric's ratio per combination: mean and sample sd (ddof = 1) over seeds, every seed's value and the
+    standard error of each seed's value (NaN where unknown)."""
 
     means: Sequence[float]
     sds: Sequence[float]
     per_seed: list[np.ndarray] = field(default_factory=list)
+    per_seed_se: list[np.ndarray] = field(default_factory=list)
 
 
 def error_bars(means: np.ndarray, sds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,10 +50,15 @@ def results_figure(labels: Sequence[str], series: dict[str, MetricSeries]) -> go
             raise DifflabError(f"results page: {name} has {len(means)} means for {len(y)} combinations")
         shown = np.isfinite(means) & (means > 0)  # a diverged (inf) or missing mean has no place on a log axis
         plus, minus = error_bars(means, sds)
-        seeds_x = [v for vals in s.per_seed for v in vals if np.isfinite(v) and v > 0]
-        seeds_y = [lab for lab, vals in zip(y, s.per_seed) for v in vals if np.isfinite(v) and v > 0]
-        traces.append(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name="single seeds", visible=i == 0,
-                                 marker={"size": 6, "color": "rgba(120,120,120,0.6)"}))
+        ses = s.per_seed_se or [np.full(len(vals), np.nan) for vals in s.per_seed]
+        seeds = [(lab, v, e) for lab, vals, errs in zip(y, s.per_seed, ses) for v, e in zip(vals, errs)
+                 if np.isfinite(v) and v > 0]
+        seeds_se = np.array([e if np.isfinite(e) else 0.0 for _, _, e in seeds])
+        traces.append(go.Scatter(
+            x=[v for _, v, _ in seeds], y=[lab for lab, _, _ in seeds], mode="markers", name="single seeds ± se",
+            visible=i == 0, marker={"size": 6, "color": "rgba(120,120,120,0.6)"},
+            text=[format_ratio(v, e) for _, v, e in seeds], hovertemplate="%{y}<br>seed: %{text}<extra></extra>",
+            error_x={"type": "data", "array": seeds_se, "color": "rgba(120,120,120,0.6)", "thickness": 1}))
         text = [f"{m:.3g} ± {sd:.2g}" if np.isfinite(sd) else f"{m:.3g} (one seed)" for m, sd in zip(means, sds)]
         traces.append(go.Scatter(
             x=means[shown], y=[lab for lab, k in zip(y, shown) if k], mode="markers", name="mean ± sd over seeds",

@@ -18,6 +18,7 @@ from difflab.errors import ConfigError
 from difflab.escape import html_text
 from difflab.evaluation.metrics import METRICS
 from difflab.evaluation.report import evaluate_run
+from difflab.evaluation.uncertainty import format_ratio
 from difflab.limits import check
 from difflab.protect import check_not_protected
 from difflab.report import points, process
@@ -43,7 +44,8 @@ def _fmt(v: float, digits: int = 4) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
 
 
-def metrics_section(run: Run, *, n: int, repeats: int, seed: int) -> Section:
+def metrics_section(run: Run, *, n: int, repeats: int | None, seed: int, floor_pairs: int | None = None,
+                    evaluation: dict[str, Any] | None = None) -> Section:
     """The metric table with noise floors (and memorisation) from :func:`evaluate_run`; a note when the run keeps
     no true points to compare with. A file's held-out rows limit n to half their number (two disjoint samples)."""
     title = "Metrics against the noise floor"
@@ -56,20 +58,22 @@ def metrics_section(run: Run, *, n: int, repeats: int, seed: int) -> Section:
         note = f"n lowered to {n}: the run keeps {len(run.heldout)} held-out rows and each comparison needs 2 n. "
         if n < 2:
             return Section(title, "", note=f"Only {len(run.heldout)} held-out rows: too few to measure.")
-    rep = evaluate_run(run.path, n=n, repeats=repeats, seed=seed)
-    rows = [[m, METRICS[m].description, _fmt(rep[m]["value"]), _fmt(rep[m]["floor"]), _fmt(rep[m]["ratio"], 3)]
+    rep = evaluation or evaluate_run(run.path, n=n, repeats=repeats, floor_pairs=floor_pairs, seed=seed)
+    rows = [[m, METRICS[m].description, _fmt(rep[m]["value"]), _fmt(rep[m]["floor"]),
+             format_ratio(rep[m]["ratio"], rep[m]["ratio_se"]), str(rep[m]["repeats"]), str(rep[m]["floor_pairs"])]
             for m in METRICS if m in rep]
-    body = table_html(["metric", "what it measures", "samples vs truth", "noise floor", "ratio"], rows,
-                      table_id="metrics", text_columns=(1,))
+    body = table_html(["metric", "what it measures", "samples vs truth", "noise floor", "ratio ± se",
+                       "sample draws", "floor pairs"], rows, table_id="metrics", text_columns=(1, 4))
     mem = rep["memorisation"]
     s = rep["sampling"]
     body += "<p>" + html.escape(
         f"Memorisation: median distance to the nearest training point {_fmt(mem['generated_to_train'])} for samples "
         f"vs {_fmt(mem['heldout_to_train'])} for true points, ratio {_fmt(mem['ratio'], 3)} (1 = like new data, "
         "much below 1 = copies training points).") + "</p>"
-    note += (f"Truth: {rep['reference']}; n = {rep['n']} points per sample, {rep['repeats']} repeats; sampler "
+    note += (f"Truth: {rep['reference']}; n = {rep['n']} points per sample; sampler "
              f"{s['sampler']}, {s['steps']} steps. Floor = the same metric between two independent true samples "
-             "of the same size; ratio 1 = as close as the data allow.")
+             "of the same size, averaged over the pairs shown; ratio 1 = as close as the data allow; ± = standard "
+             "error of the ratio from the spread of both the sample draws and the floor pairs (delta method).")
     return Section(title, body, note=note)
 
 
@@ -91,7 +95,8 @@ def _intro(run: Run, n: int, seed: int, times: list[int], *, no_data: bool) -> l
         f"Model {c.model.name} ({c.diffusion.parameterization}-prediction), schedule {run.config.diffusion.schedule} "
         f"with T = {run.diffusion.T}, {c.train.steps} training steps{seconds}; sampler {c.sample.sampler} with "
         f"{len(times) - 1} steps.",
-        f"Figures from {n} samples drawn with seed {seed}. Move the sliders to step through t; drag to zoom, "
+        f"Figures from {n} samples drawn with seed {seed}. The sliders move through the noise level σ (x_t / α_t = "
+        "x_0 + σ ε), their positions spread evenly in log σ and labelled with σ and the time t; drag to zoom, "
         "double-click to reset, click a legend entry to hide it.",
         privacy,
     ]
@@ -109,15 +114,20 @@ def _relabel(fig: Any, old: str, new: str) -> Any:
 
 
 def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 0, eval_n: int = 2000,
-                 repeats: int = 3, no_data: bool = False) -> str:
-    """The page of the run at ``run_dir`` as HTML text (see the module docstring). ``no_data``: no training row
-    on the page (the figures that show them show generated samples instead)."""
-    for name, value, low in (("--n", n, 1), ("--eval-n", eval_n, 2), ("--repeats", repeats, 1)):
-        if value < low:
+                 repeats: int | None = None, floor_pairs: int | None = None, no_data: bool = False,
+                 evaluation: dict[str, Any] | None = None) -> str:
+    """The page of the run at ``run_dir`` as HTML text (see the module docstring); ``repeats`` None: as many
+    sample draws as make the W1 ratio 3 % precise (:func:`difflab.evaluation.evaluate_samples`). ``no_data``: no
+    training row on the page (the figures that show them show generated samples instead). ``evaluation``: the
+    result of :func:`evaluate_run` on this run, when the caller has it already (then not evaluated again)."""
+    for name, value, low in (("--n", n, 1), ("--eval-n", eval_n, 2), ("--repeats", repeats, 1),
+                             ("--floor-pairs", floor_pairs, 2)):
+        if value is not None and value < low:
             raise ConfigError(f"{name} must be at least {low}, got {value}")
     check("points", n, label="--n")
     check("eval_n", eval_n, label="--eval-n")
-    check("repeats", repeats, label="--repeats")
+    if repeats is not None:
+        check("repeats", repeats, label="--repeats")
     run = load_run(run_dir)
     steps, losses = read_loss(run.path / FILES["loss"])  # a run without a readable loss log fails before sampling
     times = trajectory_times(run)
@@ -136,7 +146,7 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
         note=f"In the scaled space, where the diffusion runs. {process_note}".strip())]
     if d == 2:
         sections.append(Section("The learned field −ε̂(x, t)", figure_html(
-            figure(process.field_figure(eps_fn(run), traj, times, shown)), "field"),
+            figure(process.field_figure(eps_fn(run), traj, times, shown, diffusion=run.diffusion)), "field"),
             note="Arrows: minus the predicted noise, the direction the reverse step moves x_t; one arrow scale "
                  "for every t. Red: reverse trajectories from x_T down to t."))
     else:
@@ -147,7 +157,8 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
     sections.append(Section("Samples" if no_data else "Samples against data", "".join(
         figure_html(f, f"samples-{i}") for i, f in enumerate(figs)),
         note=f"In the data's units. {points.what_is_shown(d)}"))
-    sections.append(metrics_section(run, n=eval_n, repeats=repeats, seed=seed))
+    sections.append(metrics_section(run, n=eval_n, repeats=repeats, seed=seed, floor_pairs=floor_pairs,
+                                    evaluation=evaluation))
     sections.append(Section("Training loss", figure_html(points.loss_figure(steps, losses), "loss")))
     sections.append(Section("Noise schedule", figure_html(
         process.schedule_figure(run.diffusion, f"{run.config.diffusion.schedule}, T = {run.diffusion.T}"),

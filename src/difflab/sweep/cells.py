@@ -99,20 +99,26 @@ def evaluate_run(run: Any, evaluate: dict[str, Any], seed: int) -> dict[str, Any
     such a recipe is worse than any finite one, and averaging it away would hide that.
     """
     from difflab.evaluation import evaluate_samples
+    from difflab.evaluation.floor_cache import toy_key
     from difflab.sample import sample_run
 
     n, repeats, metrics = evaluate["n"], evaluate["repeats"], list(evaluate["metrics"])
     start = time.perf_counter()
-    samples, _ = sample_run(run, n, seed=seed + SAMPLE_SEED_OFFSET)
+    # n fresh points per repeat, so the ratio's standard error counts the model's sampling noise too
+    samples, _ = sample_run(run, n * repeats, seed=seed + SAMPLE_SEED_OFFSET)
     sample_s = time.perf_counter() - start
     bad = int((~np.isfinite(samples)).any(axis=1).sum())
     reference, n_eval = _reference(run, n)
     if bad:
         status = f"diverged: {bad} of {len(samples)} samples not finite"
-        scores = {m: {"value": math.inf, "floor": math.nan, "ratio": math.inf} for m in metrics}
+        scores = {m: {"value": math.inf, "floor": math.nan, "ratio": math.inf, "ratio_se": math.nan}
+                  for m in metrics}
     else:
         status = "ok"
-        scores = evaluate_samples(samples, reference, n=n_eval, repeats=repeats, metrics=metrics, seed=seed)
+        # the floor is shared by every cell of one toy, n and seed: estimated once, then read from the cache
+        key = toy_key(run.toy.name, raw_units=True) if run.toy is not None else None
+        scores = evaluate_samples(samples, reference, n=n_eval, repeats=repeats, metrics=metrics, seed=seed,
+                                  reference_key=key)
     elbo = _elbo(run, n, seed) if evaluate.get("elbo") else None
     return {"status": status, "metrics": scores, "eval_n": n_eval, "elbo": elbo,
             "sample_seconds": sample_s, "eval_seconds": time.perf_counter() - start - sample_s}

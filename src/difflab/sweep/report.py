@@ -1,6 +1,6 @@
 """Tables, figures and a Markdown page from a sweep directory (see :mod:`difflab.sweep.runner` for its layout).
 
-``results.csv`` has one row per cell: the varied keys, seed, cell, status, ``<metric>_value/_floor/_ratio``,
+``results.csv`` has one row per cell: the varied keys, seed, cell, status, ``<metric>_value/_floor/_ratio/_ratio_se``,
 ``elbo`` and ``elbo_stderr`` (nats/dim, when asked), ``train_seconds``, ``sample_seconds``, ``eval_seconds`` and
 ``batched`` (cells trained together with it). ``results.md`` has one row per combination of the varied keys with
 mean ± sd over the seeds (sample standard deviation, ddof = 1), and ``results.png`` shows each metric's ratio per
@@ -21,6 +21,7 @@ import pandas as pd
 
 from difflab.errors import DifflabError
 from difflab.escape import html_text, markdown_table, markdown_text
+from difflab.evaluation.uncertainty import format_ratio
 from difflab.io import atomic_open, read_json
 from difflab.sweep.grid import short_names
 
@@ -49,7 +50,8 @@ def load_results(out: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
         row.update(seed=cell["seed"], cell=cell["id"], status=f"refused: {cell['refused']}" if cell.get("refused")
                    else "pending")
         for m in metrics:
-            row.update({f"{m}_value": math.nan, f"{m}_floor": math.nan, f"{m}_ratio": math.nan})
+            row.update({f"{m}_value": math.nan, f"{m}_floor": math.nan, f"{m}_ratio": math.nan,
+                        f"{m}_ratio_se": math.nan})
         row.update(elbo=math.nan, elbo_stderr=math.nan, train_seconds=math.nan, sample_seconds=math.nan,
                    eval_seconds=math.nan, batched=math.nan)
         if cell.get("refused"):
@@ -58,7 +60,7 @@ def load_results(out: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
             rec = read_json(path / "result.json")
             row["status"] = rec["status"]
             for m in metrics:
-                for part in ("value", "floor", "ratio"):
+                for part in ("value", "floor", "ratio", "ratio_se"):
                     row[f"{m}_{part}"] = rec["metrics"].get(m, {}).get(part, math.nan)
             if rec.get("elbo"):
                 row.update(elbo=rec["elbo"]["nats_per_dim"], elbo_stderr=rec["elbo"]["stderr"])
@@ -126,15 +128,37 @@ def _label(col: str) -> str:
     return col.replace("_", " ")
 
 
+def evaluation_se(df: pd.DataFrame, agg: pd.DataFrame, keys: list[str], col: str) -> list[float]:
+    """Per row of ``agg``, the typical standard error of one cell's ratio ``col`` (the root mean square of its done
+    cells' ``col``_se): how precisely each seed's ratio is measured, next to how much the seeds differ."""
+    out = []
+    for ses in _per_seed(df, agg, keys, f"{col}_se"):
+        ses = ses[np.isfinite(ses)]
+        out.append(float(np.sqrt(np.mean(ses**2))) if len(ses) else math.nan)
+    return out
+
+
 def summary_rows(plan: dict[str, Any], df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the table of mean ± sd over seeds, one row per combination."""
+    """Header and rows of the table of mean ± sd over seeds, one row per combination; after each ratio, the
+    standard error of one seed's ratio (:func:`evaluation_se`). A combination of one seed shows its ratio ± se."""
     keys = plan["keys"]
     names = short_names(keys)
     cols = value_columns(df)
     agg = aggregate(df, keys, cols)
-    rows = [[str(r[k]) for k in keys] + [r["seeds"]] + [mean_sd(r[f"{c}_mean"], r[f"{c}_sd"]) for c in cols]
-            for _, r in agg.iterrows()]
-    return [names[k] for k in keys] + ["seeds"] + [_label(c) for c in cols], rows
+    header = [names[k] for k in keys] + ["seeds"]
+    cells: list[list[str]] = [[str(r[k]) for k in keys] + [r["seeds"]] for _, r in agg.iterrows()]
+    for c in cols:
+        header.append(_label(c))
+        if not c.endswith("_ratio") or f"{c}_se" not in df.columns:
+            for row, (_, r) in zip(cells, agg.iterrows()):
+                row.append(mean_sd(r[f"{c}_mean"], r[f"{c}_sd"]))
+            continue
+        header.append(f"{c.removesuffix('_ratio')} ± (one seed)")
+        for row, (_, r), se in zip(cells, agg.iterrows(), evaluation_se(df, agg, keys, c)):
+            single = r[f"{c}_n"] == 1 and math.isfinite(r[f"{c}_mean"])
+            row.append(format_ratio(r[f"{c}_mean"], se) if single else mean_sd(r[f"{c}_mean"], r[f"{c}_sd"]))
+            row.append("—" if math.isnan(se) else f"{se:.2g}")
+    return header, cells
 
 
 def summary_table(plan: dict[str, Any], df: pd.DataFrame) -> str:
@@ -155,7 +179,9 @@ def _intro(plan: dict[str, Any], df: pd.DataFrame, text: Callable[[Any], str] = 
     changed = f"; changed on the command line: {text('; '.join(changes))}" if changes else ""
     return [f"Grid: {text(plan['spec']['source'])}{changed}",
             f"Evaluation: n = {ev['n']} points per sample, {ev['repeats']} repeats; {RATIO_NOTE}.",
-            f"Cells: {len(df)} ({status_counts(df)}). Values are mean ± sd over seeds."]
+            f"Cells: {len(df)} ({status_counts(df)}). Values are mean ± sd over seeds (one seed: its ratio ± "
+            "standard error); 'W ± (one seed)' is the standard error of one seed's ratio (delta method over its "
+            "sample draws and floor pairs), to set beside the spread of the seeds."]
 
 
 def write_tables(out: str | Path) -> None:
@@ -244,7 +270,8 @@ def write_html(out: str | Path, path: str | Path | None = None) -> Path:
     ratios = [c for c in df.columns if c.endswith("_ratio")]
     agg = aggregate(df, keys, ratios)
     series = {col.removesuffix("_ratio"): MetricSeries(agg[f"{col}_mean"].to_numpy(float),
-                                                       agg[f"{col}_sd"].to_numpy(float), _per_seed(df, agg, keys, col))
+                                                       agg[f"{col}_sd"].to_numpy(float), _per_seed(df, agg, keys, col),
+                                                       _per_seed(df, agg, keys, f"{col}_se"))
               for col in ratios}
     header, rows = summary_rows(plan, df)
     # Plotly draws the combinations' labels (the grid's values) as HTML: escaped here, once (difflab.escape).

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from difflab.errors import ConfigError, DifflabError
+from difflab.evaluation.uncertainty import format_ratio
 from difflab.io import read_json, write_json
 from difflab.limits import check
 from difflab.lock import LOCK_FILE, writing
@@ -129,7 +130,8 @@ def _progress(outcome: dict[str, Any], i: int, total: int, metrics: list[str]) -
     rec = outcome.get("record")
     if rec is None:
         return f"[{i}/{total}] {outcome['id']}: {outcome['status']}"
-    scores = "  ".join(f"{m} {rec['metrics'][m]['ratio']:.3g}x" for m in metrics)
+    scores = "  ".join(f"{m} {format_ratio(rec['metrics'][m]['ratio'], rec['metrics'][m].get('ratio_se'), suffix='x')}"
+                       for m in metrics)
     return f"[{i}/{total}] {outcome['id']}: {rec['status']}  {scores}  (train {rec['train_seconds']:.1f} s)"
 
 

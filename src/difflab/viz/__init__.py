@@ -5,16 +5,16 @@ the first 4 columns), except :func:`plot_vector_field`, which needs D = 2.
 """
 
 from difflab.viz.animate import animate_reverse
+from difflab.viz.noise import forward_at, plot_forward_levels
 from difflab.viz.points import plot_data, plot_samples
 from difflab.viz.process import (
     forward_points,
     plot_forward,
-    plot_schedules,
     plot_trajectories,
     plot_vector_field,
     reverse_field,
-    schedule_curves,
 )
+from difflab.viz.schedules import plot_log_snr, plot_schedules, schedule_curves
 from difflab.viz.style import figure, save
 from difflab.viz.training import ema, plot_loss
 
@@ -22,9 +22,12 @@ __all__ = [
     "animate_reverse",
     "ema",
     "figure",
+    "forward_at",
     "forward_points",
     "plot_data",
     "plot_forward",
+    "plot_forward_levels",
+    "plot_log_snr",
     "plot_loss",
     "plot_samples",
     "plot_schedules",

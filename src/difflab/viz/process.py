@@ -8,7 +8,7 @@ abar_t = prod_{s<=t} (1 - beta_s) and abar_0 = 1.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -104,19 +104,27 @@ def plot_trajectories(
     ts: Sequence[int] | None = None,
     n_show: int = 30,
     title: str | None = None,
+    ode: object = None,
+    start: str | None = None,
 ) -> Path:
     """Reverse trajectories ``traj`` (K+1, n, D), traj[0] = x_T, traj[-1] = samples: ``n_show`` paths as thin
     lines from an open circle (start, x_T) to a dot (end, the samples), over all final samples. ``ts`` (length
     K+1) labels the steps; by default K, K-1, ..., 0, the time t of each state when the sampler takes every step
-    (K = T). D = 1: value against step; D > 2: the first two columns."""
-    return save(trajectories_figure(traj, ts=ts, n_show=n_show, title=title), path)
+    (K = T). D = 1: value against step; D > 2: the first two columns. ``ode`` and ``start``: see
+    :func:`trajectories_figure`."""
+    return save(trajectories_figure(traj, ts=ts, n_show=n_show, title=title, ode=ode, start=start), path)
 
 
 def trajectories_figure(
-    traj: object, *, ts: Sequence[int] | None = None, n_show: int = 30, title: str | None = None
+    traj: object, *, ts: Sequence[int] | None = None, n_show: int = 30, title: str | None = None,
+    ode: object = None, start: str | None = None,
 ) -> Figure:
-    """The figure :func:`plot_trajectories` saves (its legend names the start x_T and the end x_0 with their t)."""
+    """The figure :func:`plot_trajectories` saves (its legend names the start x_T and the end x_0 with their t).
+    ``ode`` (K'+1, n', D): deterministic paths from the same starts, drawn dashed beside the first ``n_show``
+    (a stochastic sampler's paths scribble; the probability-flow ODE's show the transport). ``start`` replaces
+    the start's label."""
     tr = _check_traj(traj)
+    det = _check_traj(ode)[:, : max(1, n_show)] if ode is not None else None
     # The reverse process runs from t = T down to 0, so the first state is the largest t.
     steps = np.arange(len(tr) - 1, -1, -1) if ts is None else np.asarray(ts)
     if len(steps) != len(tr):
@@ -126,21 +134,24 @@ def trajectories_figure(
         fig, axes = figure(1, 1, size=(5.5, 5.0 if tr.shape[2] == 1 else 5.4))
         ax = axes[0, 0]
         if tr.shape[2] == 1:
-            _trajectories_1d(ax, tr, shown, steps)
+            _trajectories_1d(ax, tr, shown, steps, start)
         else:
-            _trajectories_2d(ax, tr, shown, steps)
+            _trajectories_2d(ax, tr, shown, steps, start, det)
+        if det is not None and tr.shape[2] == 1:
+            ax.plot(np.linspace(0, len(tr) - 1, len(det)), det[:, :, 0], color="C2", linewidth=1.0, linestyle="--",
+                    alpha=0.8)
         if title:
             ax.set_title(title)
         fig.legend(loc="outside lower center", ncol=3, handletextpad=0.2)
         return fig
 
 
-def _start_label(steps: np.ndarray) -> str:
-    return f"start $x_T$ (t = {steps[0]})"
+def _start_label(steps: np.ndarray, start: str | None = None) -> str:
+    return start or f"start $x_T$ (t = {steps[0]})"
 
 
 def _end_label(steps: np.ndarray) -> str:
-    return f"end $x_0$ (t = {steps[-1]})"
+    return f"end $x_0$ (t = {steps[-1]:g})"
 
 
 def _check_traj(traj: object) -> np.ndarray:
@@ -152,16 +163,24 @@ def _check_traj(traj: object) -> np.ndarray:
     return tr
 
 
-def _trajectories_2d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray) -> None:
-    paths = shown.reshape(-1, tr.shape[2])
+def _trajectories_2d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray, start: str | None = None,
+                     det: np.ndarray | None = None) -> None:
+    paths = np.concatenate([shown.reshape(-1, tr.shape[2])] + ([det.reshape(-1, tr.shape[2])] if det is not None
+                                                                 else []))
     lims = _union(panels.limits([tr[-1]], pad=0.08), panels.limits([paths], pad=0.05, robust=False))
     xlim, ylim = panels.pair_limits(lims, (0, 1))
     final = panels.finite_rows(tr[-1][:, :2])[0]
     ax.scatter(final[:, 0], final[:, 1], s=6, color="0.75", linewidths=0, label="all samples", zorder=1)
     for k in range(shown.shape[1]):
-        ax.plot(shown[:, k, 0], shown[:, k, 1], color="C0", linewidth=0.7, alpha=0.6, zorder=2)
+        ax.plot(shown[:, k, 0], shown[:, k, 1], color="C0", linewidth=0.7, alpha=0.6 if det is None else 0.4,
+                zorder=2, label="sampler's paths" if k == 0 and det is not None else None)
+    if det is not None:
+        for k in range(det.shape[1]):
+            ax.plot(det[:, k, 0], det[:, k, 1], color="C2", linewidth=1.2, linestyle="--", zorder=2,
+                    label="ODE paths (ddim, η = 0), same $x_T$" if k == 0 else None)
+        ax.scatter(*det[-1, :, :2].T, s=16, marker="s", color="C2", linewidths=0, zorder=4)
     ax.scatter(*shown[0, :, :2].T, s=22, facecolors="white", edgecolors="C0", linewidths=1.0, zorder=3,
-               label=_start_label(steps))
+               label=_start_label(steps, start))
     ax.scatter(*shown[-1, :, :2].T, s=16, color="C3", linewidths=0, zorder=4, label=_end_label(steps))
     panels.set_pair_axes(ax, xlim, ylim, *_names(2))
 
@@ -171,15 +190,15 @@ def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([np.minimum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])], axis=1)
 
 
-def _trajectories_1d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray) -> None:
+def _trajectories_1d(ax, tr: np.ndarray, shown: np.ndarray, steps: np.ndarray, start: str | None = None) -> None:
     idx = np.arange(len(tr))
     ax.plot(idx, shown[:, :, 0], color="C0", linewidth=0.8, alpha=0.6)
     ax.scatter(np.zeros(shown.shape[1]), shown[0, :, 0], s=18, facecolors="white", edgecolors="C0", zorder=3,
-               label=_start_label(steps))
+               label=_start_label(steps, start))
     ax.scatter(np.full(shown.shape[1], idx[-1]), shown[-1, :, 0], s=14, color="C3", zorder=3,
                label=_end_label(steps))
     every = max(1, len(idx) // 10)
-    ax.set_xticks(idx[::every], [str(s) for s in steps[::every]])
+    ax.set_xticks(idx[::every], [f"{s:.3g}" for s in steps[::every]])
     ax.set_xlabel("t" if not np.array_equal(steps, idx) else "step")
     ax.set_ylabel(_names(1)[0])
     lims = panels.limits([shown[:, :, 0].reshape(-1, 1)], pad=0.05, robust=False)[0]
@@ -219,10 +238,15 @@ def plot_vector_field(
     grid: int = 15,
     T: int | None = None,
     dim: int = 2,
+    titles: Sequence[str] | None = None,
+    background: object = None,
 ) -> Path:
     """The learned reverse direction (tutorial Fig. 4): per t in ``ts``, a quiver of -eps_hat(x, t) on a
-    ``grid`` x ``grid`` lattice over [-lim, lim]^2. All panels share one arrow scale so magnitudes compare.
-    ``trajectory`` (K+1, 2) is drawn on the first panel. ``dim`` is the run's data width; only 2 works."""
+    ``grid`` x ``grid`` lattice over [-lim, lim]^2. All panels share one arrow scale so magnitudes compare, unless
+    ``titles`` are given: then ``ts`` are any positive times (a continuous process's), each panel is titled by its
+    entry and scaled by itself (at low noise the arrows near the data are many times longer than at high noise;
+    the title gives the longest). ``trajectory`` (K+1, 2) is drawn on the first panel, ``background`` points (n, 2)
+    faintly on every panel (the data the arrows should point at). ``dim`` is the run's data width; only 2 works."""
     if dim != 2:
         raise DifflabError(f"vector field plots need 2-D data; this run has D={dim}")
     path_xy = None
@@ -232,57 +256,38 @@ def plot_vector_field(
             raise DifflabError(f"trajectory: expected shape (K+1, 2), got {path_xy.shape}")
         if path_xy.shape[1] != 2:
             raise DifflabError(f"vector field plots need 2-D data; this run has D={path_xy.shape[1]}")
-    ts = [_check_t(t, T if T is not None else 10**9, "ts", low=1) for t in ts]
+    if background is not None:
+        background = panels.subsample(panels.as_points(background, "background")[:, :2], 500)
+    if titles is None:
+        ts = [_check_t(t, T if T is not None else 10**9, "ts", low=1) for t in ts]
+    elif len(titles) != len(ts) or not all(float(t) > 0 for t in ts):
+        raise DifflabError(f"ts, titles: expected one title per time and times > 0, got {list(ts)}, {list(titles)}")
     if not ts:
         raise DifflabError("ts: expected at least one step")
     xy, fields = reverse_field(eps_fn, ts, lim=lim, grid=grid)
     g = np.linspace(-lim, lim, grid)
-    # One scale for all panels: the 95th-percentile arrow spans 1.2 grid spacings.
-    norms = np.concatenate([np.linalg.norm(f, axis=1) for f in fields])
-    ref = np.nanpercentile(norms, 95) if np.isfinite(norms).any() else 1.0
-    scale = max(ref, 1e-12) / (1.2 * (g[1] - g[0]))
+
+    def arrow_scale(fs: list[np.ndarray]) -> float:  # the 95th-percentile arrow spans 1.2 grid spacings
+        norms = np.concatenate([np.linalg.norm(f, axis=1) for f in fs])
+        ref = np.nanpercentile(norms, 95) if np.isfinite(norms).any() else 1.0
+        return max(ref, 1e-12) / (1.2 * (g[1] - g[0]))
+
+    scales = [arrow_scale(fields)] * len(fields) if titles is None else [arrow_scale([f]) for f in fields]
     with styled():
         fig, axes = figure(1, len(ts), size=(4.5 * len(ts), 4.6))
-        for i, (ax, t, f) in enumerate(zip(axes[0], ts, fields, strict=True)):
+        for i, (ax, t, f, scale) in enumerate(zip(axes[0], ts, fields, scales, strict=True)):
             ax.quiver(xy[:, 0], xy[:, 1], f[:, 0], f[:, 1], angles="xy", scale_units="xy", scale=scale,
                       width=0.004, color="0.2")
+            if background is not None:
+                ax.scatter(background[:, 0], background[:, 1], s=4, color="C0", alpha=0.35, linewidths=0, zorder=0)
             if i == 0 and path_xy is not None:
                 ax.plot(path_xy[:, 0], path_xy[:, 1], "o--", color="C0", markersize=4, linewidth=1.2)
             pad = 0.08 * lim
             panels.set_pair_axes(ax, np.array([-lim - pad, lim + pad]), np.array([-lim - pad, lim + pad]),
                                  *_names(2))
-            ax.set_title(rf"$-\hat{{\epsilon}}(x_t,\ t={_t_label(t, T)})$")
-        return save(fig, path)
-
-
-def schedule_curves(betas: object, name: str = "betas") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(t / T, beta_t, 1 - abar_t) for t = 0..T from betas of length T + 1 with beta_0 = 0."""
-    b = np.asarray(betas, dtype=np.float64)
-    if b.ndim != 1 or len(b) < 2:
-        raise DifflabError(f"schedule {name!r}: expected betas of length T + 1 >= 2, got shape {b.shape}")
-    if b[0] != 0 or not (np.all(np.isfinite(b)) and np.all(b[1:] > 0) and np.all(b < 1)):
-        raise DifflabError(f"schedule {name!r}: expected beta_0 = 0 and 0 < beta_t < 1 for t >= 1")
-    return np.arange(len(b)) / (len(b) - 1), b, 1.0 - np.cumprod(1.0 - b)
-
-
-def plot_schedules(schedules: Mapping[str, object], path: str | os.PathLike[str]) -> Path:
-    """Variance schedules (tutorial Fig. 5 generalised): beta_t and 1 - abar_t against t / T, one line per
-    schedule. ``schedules`` maps a name to betas of length T + 1 with beta_0 = 0 (T may differ)."""
-    if not schedules:
-        raise DifflabError("schedules: expected at least one schedule")
-    curves = {name: schedule_curves(betas, name) for name, betas in schedules.items()}
-    with styled():
-        fig, axes = figure(1, 2, size=(9.0, 4.0))
-        for name, (u, b, var) in curves.items():
-            marker = "o" if len(u) <= 31 else None
-            axes[0, 0].plot(u[1:], b[1:], marker=marker, markersize=3.5, label=name)
-            axes[0, 1].plot(u, var, marker=marker, markersize=3.5, label=name)
-        for ax, ylabel in zip(axes[0], (r"$\beta_t$", r"$1 - \bar{\alpha}_t$"), strict=True):
-            ax.set_xlabel("$t\\,/\\,T$")
-            ax.set_ylabel(ylabel)
-            ax.set_xlim(0, 1.02)
-            ax.set_ylim(bottom=0)
-        axes[0, 0].set_title("noise added per step")
-        axes[0, 1].set_title("total noise variance")
-        axes[0, 1].legend(loc="lower right")
+            if titles is None:
+                ax.set_title(rf"$-\hat{{\epsilon}}(x_t,\ t={_t_label(t, T)})$")
+            else:
+                top = float(np.nanmax(np.linalg.norm(f, axis=1))) if np.isfinite(f).any() else float("nan")
+                ax.set_title(rf"$-\hat{{\epsilon}}$ at {titles[i]} (longest {top:.3g})", fontsize=9)
         return save(fig, path)
