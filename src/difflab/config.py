@@ -37,7 +37,9 @@ class DataConfig(_Section):
     integer: list[str] | None = Field(None, description="numeric columns to round to whole numbers")
     continuous: list[str] | None = Field(None, description="numeric columns to keep as plain numbers")
     missing: Literal["error", "category"] = Field("error", description="missing values: an error, or a level")
-    encoding: Literal["onehot", "bits"] = Field("onehot", description="categorical columns as features")
+    encoding: Literal["onehot", "bits", "multinomial", "masked"] = Field(
+        "onehot", description="categorical columns: Gaussian features (onehot, bits), or diffused by a discrete "
+        "process (multinomial, masked)")
     condition: str | None = Field(None, description="a table column to condition on: the network's class label, "
                                   "not generated (classifier-free guidance, Ho & Salimans 2022)")
 

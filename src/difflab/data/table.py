@@ -74,7 +74,7 @@ class ColumnSpec:
             return []
         if self.numeric:
             return [self.name] + ([f"{self.name}:missing"] if self.missing else [])
-        if encoding == "onehot":
+        if get_encoding(encoding).one_hot:
             return [f"{self.name}={MISSING_LABEL if v is None else v}" for v in self.levels or []]
         return [f"{self.name}:bit{i}" for i in range(self.width(encoding))]
 

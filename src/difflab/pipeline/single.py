@@ -13,9 +13,12 @@ from typing import Any
 
 import torch
 
-from difflab.assemble import build_process, check_config, initial_network, is_oracle, network_shape
+from difflab.assemble import build_process, check_config, check_mixed, initial_network, is_oracle, network_shape
+from difflab.compute import resolve_device
 from difflab.config import RunConfig
+from difflab.data.layout import Layout
 from difflab.data.prepare import PreparedData, prepare_data
+from difflab.diffusion.categorical import make_categorical
 from difflab.diffusion import Process, get_parameterization
 from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.models import MODELS
@@ -28,26 +31,33 @@ from difflab.rundir import (
     write_run_files,
 )
 from difflab.training.optim import lr_lambda
+from difflab.training.mixed import MixedObjective
 from difflab.training.trainer import Trainer
 from difflab.weights import load_weights, save_weights
 
 
-def initial_model(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0) -> torch.nn.Module:
-    """The network a run starts from (conditional on ``n_classes`` classes when > 0): built under
-    ``torch.manual_seed(cfg.train.seed)``, the global RNG left as it was."""
+def initial_model(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0,
+                  layout: Layout | None = None) -> torch.nn.Module:
+    """The network a run starts from (conditional on ``n_classes`` classes when > 0; mixed for a ``layout``): built
+    under ``torch.manual_seed(cfg.train.seed)``, the global RNG left as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        return initial_network(cfg, process, dim, n_classes=n_classes)
+        return initial_network(cfg, process, dim, n_classes=n_classes, layout=layout)
 
 
 def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: torch.Tensor, *,
-                 labels: torch.Tensor | None = None, n_classes: int = 0) -> Trainer:
+                 labels: torch.Tensor | None = None, n_classes: int = 0, layout: Layout | None = None) -> Trainer:
     """The trainer of ``cfg`` for ``model`` on the scaled rows ``x`` (with their class codes ``labels`` for a
-    conditional run)."""
+    conditional run; with the discrete processes' loss for a ``layout``)."""
     d = cfg.diffusion
-    return Trainer(model, process, x, cfg.train,
-                   parameterization=get_parameterization(d.parameterization, sigma_data=d.sigma_data),
-                   learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes)
+    param = get_parameterization(d.parameterization, sigma_data=d.sigma_data)
+    objective = None
+    if layout is not None:
+        objective = MixedObjective(process, make_categorical(layout.process, process), layout, param, cfg.train,
+                                   resolve_device(cfg.train.device))
+    return Trainer(model, process, x, cfg.train, parameterization=param,
+                   learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes,
+                   objective=objective)
 
 
 def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
@@ -106,15 +116,18 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     check_config(cfg)
     data = prepare_data(cfg.data) if data is None else data
     diffusion = build_process(cfg)
-    dim, classes = data.model_dim, data.condition.n_classes if data.condition else 0
+    dim, classes, layout = data.model_dim, data.condition.n_classes if data.condition else 0, data.layout
+    if layout is not None:
+        check_mixed(cfg, layout)
     if is_oracle(cfg.model.name):  # an exact denoiser (difflab.models.oracles): nothing to train
         return _oracle_run(cfg, out, data, diffusion)
     meta = arch_meta(cfg, dim, network_shape(cfg, diffusion, dim)["T"], data.columns, classes=classes)
     if resume:
         tensors, saved = load_weights(out / FILES["checkpoint"])
         step = check_checkpoint(out, saved, meta, cfg)
-    model = initial_model(cfg, diffusion, dim, n_classes=classes)
-    trainer = make_trainer(cfg, model, diffusion, data.model_input, labels=data.labels, n_classes=classes)
+    model = initial_model(cfg, diffusion, dim, n_classes=classes, layout=layout)
+    trainer = make_trainer(cfg, model, diffusion, data.model_input, labels=data.labels, n_classes=classes,
+                           layout=layout)
     earlier = 0.0
     if resume:
         try:

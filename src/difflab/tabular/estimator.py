@@ -53,7 +53,8 @@ class TabularDiffusion:
         steps, batch_size, lr, ema, seed, device: training (``seed`` fixes the weights, batches and noise).
         T, schedule: the diffusion; model, width, depth: the network ("mlp" with its width and depth).
         scaler: numbers to model units, "quantile" | "minmax" | "standard" | "none".
-        encoding: categorical columns as "onehot" or "bits" (analog bits).
+        encoding: categorical columns as Gaussian features, "onehot" or "bits" (analog bits), or diffused by a
+            discrete process beside the numbers' Gaussian one, "multinomial" or "masked" (absorbing state).
         categorical, integer, continuous: column names whose kind to set instead of detecting it.
         missing: "error" (missing values are refused) or "category" (modelled as their own level).
         holdout: fraction of rows kept out of training (so ``difflab evaluate`` has real rows to compare with).
