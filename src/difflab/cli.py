@@ -188,7 +188,9 @@ def train(
     continuous: Annotated[str | None, Opt(help="Table columns to keep as plain numbers, overriding detection.")] = None,
     missing: Annotated[str | None, Opt(help="Missing values in a table: error (default) | category (their own "
                                        "level; numbers get a missing flag).")] = None,
-    encoding: Annotated[str | None, Opt(help="Categorical columns as features: onehot | bits (analog bits).")] = None,
+    encoding: Annotated[str | None, Opt(help="Categorical columns: onehot | bits (analog bits), Gaussian features; or "
+                                        "multinomial | masked, diffused by a discrete process beside the numbers."
+                                        )] = None,
     condition: Annotated[str | None, Opt(help="A table column to condition on (categorical, or few whole numbers): "
                                          "the network's class label, not generated; sample its classes with "
                                          "--where and --guidance.")] = None,

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from difflab.compute import cpu_threads, default_threads
 from difflab.assemble import denoiser
+from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
 from difflab.data.table_files import TABLE_FORMATS, check_table_format, write_table

@@ -18,8 +18,8 @@ from difflab.compute import resolve_device
 from difflab.config import RunConfig
 from difflab.data.layout import Layout
 from difflab.data.prepare import PreparedData, prepare_data
-from difflab.diffusion.categorical import make_categorical
 from difflab.diffusion import Process, get_parameterization
+from difflab.diffusion.categorical import make_categorical
 from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.models import MODELS
 from difflab.rundir import (
@@ -30,8 +30,8 @@ from difflab.rundir import (
     write_loss,
     write_run_files,
 )
-from difflab.training.optim import lr_lambda
 from difflab.training.mixed import MixedObjective
+from difflab.training.optim import lr_lambda
 from difflab.training.trainer import Trainer
 from difflab.weights import load_weights, save_weights
 
