@@ -93,13 +93,12 @@ def write_section(page: os.PathLike[str] | str, section: str, start: str, end: s
     text between those markers, or at the end; the rest of the page stays as it is."""
     from pathlib import Path
 
-    from difflab.io import atomic_open
-
     page = Path(page)
     text = page.read_text(encoding="utf-8") if page.exists() else ""
     if start in text and end in text:
         text = text[: text.index(start)] + section.rstrip("\n") + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    with atomic_open(page, "w", encoding="utf-8") as f:
-        f.write(text.rstrip("\n") + "\n")
+    staging = page.with_name(f".{page.name}.writing")  # written whole, then renamed over the page
+    staging.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(staging, page)

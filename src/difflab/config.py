@@ -85,6 +85,9 @@ class TrainConfig(_Section):
     vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
     vlb_sampling: Literal["uniform", "importance"] = Field(
         "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")
+    select: Literal["last", "heldout"] = Field(
+        "last", description="the weights to keep: the last step's, or (heldout) the step whose samples are no nearer "
+        "to the training rows than held-out rows are, scored every tenth of training (difflab.pipeline.select)")
     label_dropout: float | None = Field(
         None, ge=0, lt=1, description="conditional runs: share of rows trained with no label (p_uncond; None: "
         f"{DEFAULT_LABEL_DROPOUT}, Ho & Salimans 2022)")

@@ -14,6 +14,8 @@ Layout of a run directory::
     loss.csv                step, loss
     distill.json            a distilled student's teacher (path and config), method, settings and seconds
                             (difflab.distill; its checkpoint is distill-checkpoint.safetensors)
+    select.json             with --select heldout: the candidate steps scored on the held-out rows and the one kept
+                            (difflab.pipeline.select)
 
 This module is the format: writing the files (:func:`write_run_files`, :func:`write_loss`), refusing an output that
 is not a run (:func:`check_out`), and reading a finished run back (:func:`load_run`). What fills a run directory,
@@ -55,6 +57,7 @@ FILES = {
     "checkpoint": "checkpoint.safetensors",
     "loss": "loss.csv",
     "distill": "distill.json",
+    "select": "select.json",
 }
 
 

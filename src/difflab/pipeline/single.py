@@ -30,6 +30,8 @@ from difflab.rundir import (
     write_loss,
     write_run_files,
 )
+from difflab.io import write_json
+from difflab.pipeline.select import HeldoutSelector, every
 from difflab.training.mixed import MixedObjective
 from difflab.training.optim import lr_lambda
 from difflab.training.trainer import Trainer
@@ -125,8 +127,11 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
     if resume:
         tensors, saved = load_weights(out / FILES["checkpoint"])
         step = check_checkpoint(out, saved, meta, cfg)
+    selector = HeldoutSelector(cfg, data, diffusion, out) if cfg.train.select == "heldout" else None
     model = initial_model(cfg, diffusion, dim, n_classes=classes, layout=layout)
-    trainer = make_trainer(cfg, model, diffusion, data.model_input, labels=data.labels, n_classes=classes,
+    cadence = cfg if selector is None else cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"checkpoint_every": min(cfg.train.checkpoint_every, every(cfg.train.steps))})})
+    trainer = make_trainer(cadence, model, diffusion, data.model_input, labels=data.labels, n_classes=classes,
                            layout=layout)
     earlier = 0.0
     if resume:
@@ -146,12 +151,19 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
         elapsed = earlier + time.perf_counter() - start
         save_weights(out / FILES["checkpoint"], tr.state_tensors(),
                      {**meta, "step": tr.step_count, "planned_steps": cfg.train.steps, "seconds": elapsed})
+        if selector is not None:
+            selector.consider(tr.step_count, tr.eval_model())
 
     start = time.perf_counter()
     seconds = earlier + trainer.fit(progress=progress, on_checkpoint=checkpoint)
-    eval_model = trainer.eval_model().cpu().eval()
+    eval_model, kept = trainer.eval_model().cpu().eval(), trainer.step_count
+    if selector is not None:  # the weights of the step chosen from the held-out rows
+        chosen = selector.pick()
+        eval_model.load_state_dict(chosen.state)
+        kept = chosen.step
+        write_json(out / FILES["select"], selector.report(chosen))
     save_weights(out / FILES["model"], eval_model.state_dict(),
-                 {**meta, "step": trainer.step_count, "seconds": seconds})
+                 {**meta, "step": kept, "seconds": seconds})
     write_loss(out / FILES["loss"], trainer.losses())
     return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds,
                table=data.table, condition=data.condition)
