@@ -192,3 +192,14 @@ def test_refusals_are_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = cli("evaluate", tmp_path / "ok", "--elbo", "--metrics", "w1")
     one_line_error(r, "diffused by masked diffusion")
+
+
+def test_report_and_figures_of_a_mixed_run(fitted: TabularDiffusion, tmp_path: Path) -> None:
+    from difflab.figures import make_figures
+    from difflab.report.run_page import build_report
+
+    fitted.save(tmp_path / "run")
+    page = build_report(tmp_path / "run", n=60, eval_n=40, repeats=1)
+    assert "Samples against data" in page and "Forward and reverse process" in page
+    drawn = make_figures(tmp_path / "run", tmp_path / "figs", kinds=["samples", "trajectories"], n=60)
+    assert all(p.exists() for p in drawn)

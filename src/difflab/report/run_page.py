@@ -109,9 +109,10 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
             note="Arrows: minus the predicted noise, the direction the reverse step moves x_t; one arrow scale "
                  "for every t. Red: reverse trajectories from x_T down to t."))
     else:
-        why = f"this run has D = {d}" if d != 2 else "this run diffuses categorical columns by a discrete process"
-        sections.append(Section("The learned field −ε̂(x, t)", "", note=f"The vector field is drawn for Gaussian "
-                                f"runs of D = 2 only; {why}. The reverse process is in the figure above."))
+        why = (f"D = 2 only; this run has D = {d}" if d != 2 else
+               "D = 2 only, of Gaussian runs; this run diffuses categorical columns by a discrete process")
+        sections.append(Section("The learned field −ε̂(x, t)", "", note=f"The vector field is drawn for {why}. "
+                                "The reverse process is in the figure above."))
     figs = points.samples_figures(run.train, samples, run.columns, seed=seed)
     sections.append(Section("Samples against data", "".join(
         figure_html(f, f"samples-{i}") for i, f in enumerate(figs)),
