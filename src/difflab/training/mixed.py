@@ -40,6 +40,10 @@ class MixedObjective:
         self.categorical, self.layout, self.param = categorical, layout, param
         self.T = process.T
         self._first = [a for a, _ in layout.groups]
+        # columns of equal K are drawn and scored together, as one (B·C_K, K) batch: fewer, larger operations
+        self._by_k: dict[int, list[int]] = {}
+        for c, k in enumerate(layout.levels):
+            self._by_k.setdefault(k, []).append(c)
 
     def draw(self, B: int, generator: torch.Generator, out: Tensor | None = None) -> Tensor:
         return self.gaussian.draw(B, generator, out=out)
@@ -50,8 +54,11 @@ class MixedObjective:
         a, s, _, _ = self.gaussian.coefficients(times, xg0)
         xgt = a * xg0 + s * eps[:, list(self.layout.gaussian)]
         u = 0.5 * torch.erfc(-eps[:, self._first].to(torch.float64) / math.sqrt(2.0))  # Φ(ε) ~ U(0, 1)
-        states = torch.stack([self.categorical.q_sample_u(codes[:, c], times, u[:, c], k)
-                              for c, k in enumerate(self.layout.levels)], 1)
+        states = torch.empty_like(codes)
+        for k, cols in self._by_k.items():
+            t = times.repeat_interleave(len(cols))
+            states[:, cols] = self.categorical.q_sample_u(codes[:, cols].reshape(-1), t, u[:, cols].reshape(-1),
+                                                          k).reshape(-1, len(cols))
         return xg0, codes, xgt, states, torch.stack([a, s])
 
     def loss(self, model: nn.Module, x0: Tensor, eps: Tensor, times: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -70,9 +77,11 @@ class MixedObjective:
             per_row = (out_g - self.param.target(xg0, eps[:, list(self.layout.gaussian)], a, s, post)).pow(2).mean(1)
             weight = self.param.loss_weight(a, s)
             total = (per_row * weight.squeeze(1) if weight is not None else per_row).mean()
-        cat = torch.stack([self.categorical.loss_terms(logits[c], codes[:, c], states[:, c], times)
-                           for c in range(len(logits))]).mean(0)
-        return total + (self.T * cat).mean().to(total.dtype)
+        cat = sum(self.categorical.loss_terms(torch.stack([logits[c] for c in cols], 1).reshape(-1, k),
+                                              codes[:, cols].reshape(-1), states[:, cols].reshape(-1),
+                                              times.repeat_interleave(len(cols))).sum()
+                  for k, cols in self._by_k.items())
+        return total + (self.T * cat / codes.numel()).to(total.dtype)
 
     def state_tensors(self) -> dict[str, Tensor]:
         return {}
