@@ -245,24 +245,37 @@ class Chains:
     def record(self, label: int | None, logits: list[Tensor]) -> None:
         self.logits[label] = logits
 
-    def log_x0(self, c: int) -> Tensor:
-        """log x̂_0 of column c at the current time, guided if asked."""
+    def log_x0(self, c: int | list[int]) -> Tensor:
+        """log x̂_0 of column c at the current time, guided if asked; for columns [c, …] of equal K, theirs stacked
+        as one (B·C, K) batch, row-major (row 0's columns first)."""
         label, w = self.guidance
-        cond = torch.log_softmax(self.logits[label][c].to(torch.float64), dim=1)
+
+        def logits(key: int | None) -> Tensor:
+            own = self.logits[key]
+            x = own[c] if isinstance(c, int) else torch.stack([own[j] for j in c], 1).reshape(-1, own[c[0]].shape[1])
+            return torch.log_softmax(x.to(torch.float64), dim=1)
+
+        cond = logits(label)
         if not w or None not in self.logits or label is None:
             return cond
-        free = torch.log_softmax(self.logits[None][c].to(torch.float64), dim=1)
-        return cond + w * (cond - free)
+        return cond + w * (cond - logits(None))
 
     def advance(self, s: Time, generator: torch.Generator | None) -> None:
-        """Every column one reverse jump from the current time to s < t, from the logits recorded at t."""
+        """Every column one reverse jump from the current time to s < t, from the logits recorded at t (columns of
+        equal K as one batch)."""
         if s >= self.t:
             return
         if self.codes.shape[1]:
             if not self.logits:
                 raise RuntimeError(f"no network prediction at t={self.t} to step the categorical columns from")
-            self.codes = torch.stack([self.process.step(self.log_x0(c), self.codes[:, c], self.t, s, generator)
-                                      for c in range(len(self.levels))], 1)
+            by_k: dict[int, list[int]] = {}
+            for c, k in enumerate(self.levels):
+                by_k.setdefault(k, []).append(c)
+            codes = torch.empty_like(self.codes)
+            for cols in by_k.values():
+                step = self.process.step(self.log_x0(cols), self.codes[:, cols].reshape(-1), self.t, s, generator)
+                codes[:, cols] = step.reshape(-1, len(cols))
+            self.codes = codes
         self.t, self.logits = s, {}
 
     def onehot(self, dtype: torch.dtype = torch.float32) -> Tensor:
