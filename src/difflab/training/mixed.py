@@ -3,9 +3,12 @@
 Per row: one step t ~ U{1..T} shared by both processes; the Gaussian features get x_t = α x_0 + σ ε and the
 parameterization's simple loss (as :class:`~difflab.training.objective.Objective`), every categorical column
 a state x_t ~ q(x_t | x_0) of its discrete process (:mod:`difflab.diffusion.categorical`), and one network
-(:class:`~difflab.models.mixed.MixedNet`) predicts both. The loss is the Gaussian simple loss plus, per categorical
-column and averaged over the columns, T · L_t: the ELBO term of step t in nats, made an unbiased estimate of the
-column's whole diffusion ELBO by the 1/p(t) = T of uniform steps — TabDDPM's sum (Kotelnikov et al. 2023).
+(:class:`~difflab.models.mixed.MixedNet`) predicts both. The loss is the Gaussian simple loss plus, averaged over the
+categorical columns, L_t: the ELBO's term of the drawn step in nats, an unbiased estimate of the column's diffusion
+ELBO divided by T. TabDDPM (Kotelnikov et al. 2023) sums T · L_t, the ELBO itself; with the table preset's 700
+steps that term's variance (T · L_t is up to T times one step's cross-entropy) held the numbers back: on
+breast_cancer (30 numbers, masked labels) W1/floor 2.5 against 1.2–1.3 with L_t, at equal label and yes/no-column
+fidelity on the Housing table (benchmarks/RESULTS.md, section 12).
 
 The categorical draws take their randomness from the trainer's own noise: the ε drawn for a column's first one-hot
 feature (which no Gaussian process uses) becomes the uniform u = Φ(ε) of that cell's inverse-CDF draw, so a run is
@@ -62,7 +65,7 @@ class MixedObjective:
         return xg0, codes, xgt, states, torch.stack([a, s])
 
     def loss(self, model: nn.Module, x0: Tensor, eps: Tensor, times: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Gaussian simple loss + mean over categorical columns of T · L_t (nats)."""
+        """Gaussian simple loss + mean over categorical columns of L_t (nats)."""
         xg0, codes, xgt, states, (a, s) = self.noisy(x0, eps, times)
         c_in = self.param.input_scale(a, s)
         onehot = torch.cat([F.one_hot(states[:, c], self.categorical.states(k)).to(x0.dtype)
@@ -81,7 +84,7 @@ class MixedObjective:
                                               codes[:, cols].reshape(-1), states[:, cols].reshape(-1),
                                               times.repeat_interleave(len(cols))).sum()
                   for k, cols in self._by_k.items())
-        return total + (self.T * cat / codes.numel()).to(total.dtype)
+        return total + (cat / codes.numel()).to(total.dtype)
 
     def state_tensors(self) -> dict[str, Tensor]:
         return {}
