@@ -86,10 +86,9 @@ def sdv_metadata(frame: pd.DataFrame, cats: list[str]) -> dict[str, Any]:
 
 
 def fit_sdv(kind: str, train: pd.DataFrame, cats: list[str], epochs: int, seed: int) -> tuple[pd.DataFrame, float]:
+    import torch
     from sdv.metadata import Metadata
     from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer, TVAESynthesizer
-
-    import torch
 
     torch.manual_seed(seed)
     np.random.seed(seed)

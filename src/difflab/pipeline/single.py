@@ -21,7 +21,9 @@ from difflab.data.prepare import PreparedData, prepare_data
 from difflab.diffusion import Process, get_parameterization
 from difflab.diffusion.categorical import make_categorical
 from difflab.errors import ConfigError, DifflabError, RunDirError
+from difflab.io import write_json
 from difflab.models import MODELS
+from difflab.pipeline.select import HeldoutSelector, every
 from difflab.rundir import (
     FILES,
     Run,
@@ -30,8 +32,6 @@ from difflab.rundir import (
     write_loss,
     write_run_files,
 )
-from difflab.io import write_json
-from difflab.pipeline.select import HeldoutSelector, every
 from difflab.training.mixed import MixedObjective
 from difflab.training.optim import lr_lambda
 from difflab.training.trainer import Trainer
