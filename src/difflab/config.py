@@ -186,10 +186,13 @@ BEST: dict[str, Any] = {
 }
 
 # difflab's recipe for tables (issue 11), chosen from measurements on scikit-learn's tables (benchmarks/tables.py,
-# docs/tables.md): quantile-normal numbers, one-hot categories, and few steps: on tables of a few hundred rows longer
-# training (or a wider network) copies training rows (distance to closest record below the held-out rows').
+# docs/tables.md): quantile-normal numbers and few steps: on tables of a few hundred rows longer training (or a wider
+# network) copies training rows (distance to closest record below the held-out rows'). Categories are diffused by
+# multinomial diffusion beside the numbers (issue 16): on diamonds' three categorical columns the mean total
+# variation to held-out rows fell from 0.074 (one-hot) to 0.013 (masked 0.015; floor 0.008), the numbers' mean KS
+# from 0.054 to 0.020, and on Ecdat's Housing (six yes/no columns) 0.061 → 0.039 and 0.142 → 0.088 (two seeds).
 TABLE: dict[str, Any] = {
-    "data": {"scaler": "quantile", "encoding": "onehot"},
+    "data": {"scaler": "quantile", "encoding": "multinomial"},
     "diffusion": {"schedule": "linear", "T": 100, "parameterization": "eps"},
     "model": {"name": "mlp", "options": {"width": 128, "depth": 3}},
     "train": {
