@@ -86,3 +86,19 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 def header(title: str, device: str) -> str:
     return f"## {title}\n\n{machine(device)}; {load()} at start\n"
+
+
+def write_section(page: os.PathLike[str] | str, section: str, start: str, end: str) -> None:
+    """Put ``section`` (which begins with ``start`` and ends with ``end``) in the markdown ``page`` in place of the
+    text between those markers, or at the end; the rest of the page stays as it is."""
+    from pathlib import Path
+
+    page = Path(page)
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    if start in text and end in text:
+        text = text[: text.index(start)] + section.rstrip("\n") + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    staging = page.with_name(f".{page.name}.writing")  # written whole, then renamed over the page
+    staging.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(staging, page)

@@ -3,20 +3,22 @@
 For each data set (``sklearn:NAME``) and each seed (the seed of the 20 % held-out split and of difflab's training)
 every generator is fitted to the training rows and draws as many rows as there are training rows:
 
-- difflab with the table preset, its categories one-hot and, separately, as analog bits;
+- difflab with the table preset, its categories in each of the four encodings: one-hot and analog bits (Gaussian
+  features), multinomial and masked diffusion (discrete processes beside the Gaussian one);
 - a Gaussian copula (empirical marginals, one correlation matrix of normal scores) and SMOTE-style interpolation
   between same-class nearest neighbours (:mod:`difflab.tabular.baselines`);
 - the real training rows themselves (what perfect memorisation scores).
 
 Every generator is scored on the held-out rows: ML-efficacy ratio (random forest trained on generated vs on real
 training rows, macro F1 / R² on held-out rows), distance to closest record (median ratio, share below the held-out
-5 % quantile), W1 / noise floor on standardised columns (n = half the held-out rows, averaged over repeats),
+5 % quantile, share nearer to a training row than to a held-out row with as many of each: ½ for fresh rows), W1 / noise floor on standardised columns (n = half the held-out rows, averaged over repeats),
 per-column KS / TV and correlation difference (each with the real rows' value as floor), time to fit. Figures are
 means over the seeds. A second table trains difflab for more and fewer steps on wine and breast_cancer: the
 trade-off between fidelity and copying training rows that chose the preset's step count.
 
     .venv/bin/python benchmarks/tables.py --page docs/tables.md          # everything (about 20 min on 2 cores)
     .venv/bin/python benchmarks/tables.py --sets wine --generators difflab --seeds 0 --tradeoff ""  # a quick look
+    .venv/bin/python benchmarks/tables.py --encodings --page docs/tables.md  # the four encodings' section alone
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import load, machine  # noqa: E402
+from _common import load, machine, write_section  # noqa: E402
 from difflab.config import resolve_config  # noqa: E402
 from difflab.data.prepare import prepare_data  # noqa: E402
 from difflab.data.sklearn_sets import SKLEARN_SETS  # noqa: E402
@@ -44,9 +46,14 @@ from difflab.pipeline import train_run  # noqa: E402
 from difflab.sample import sample_frame  # noqa: E402
 from difflab.tabular.baselines import GaussianCopula, Interpolation  # noqa: E402
 
-GENERATORS = ("difflab", "difflab-bits", "copula", "smote", "real")
-LABELS = {"difflab": "difflab (one-hot)", "difflab-bits": "difflab (analog bits)", "copula": "Gaussian copula",
-          "smote": "SMOTE-style interpolation", "real": "real training rows"}
+GENERATORS = ("difflab", "difflab-bits", "difflab-multinomial", "difflab-masked", "copula", "smote", "real")
+LABELS = {"difflab": "difflab (one-hot)", "difflab-bits": "difflab (analog bits)",
+          "difflab-multinomial": "difflab (multinomial)", "difflab-masked": "difflab (masked)",
+          "copula": "Gaussian copula", "smote": "SMOTE-style interpolation", "real": "real training rows"}
+ENCODING_OF = {"difflab": "onehot", "difflab-bits": "bits", "difflab-multinomial": "multinomial",
+               "difflab-masked": "masked"}
+START, END = "<!-- tables.py: start -->", "<!-- tables.py: end -->"
+ENC_START, ENC_END = "<!-- tables.py encodings: start -->", "<!-- tables.py encodings: end -->"
 TARGETS = {"efficacy": 0.95, "dcr": 1.0, "w1": 1.5}  # issue 11, on wine and breast_cancer
 
 
@@ -76,7 +83,8 @@ def score(gen: pd.DataFrame, train: pd.DataFrame, held: pd.DataFrame, spec: Any,
     checks = table_checks(gen, train, held, spec, target=target, seed=0)
     eff = checks["efficacy"]
     return {"efficacy": eff["ratio"], "eff_syn": eff["synthetic"], "eff_real": eff["real"], "score": eff["score"],
-            "dcr": dcr["ratio"], "dcr_share": dcr["share_closer"], "w1": w1["ratio"], "w1_se": w1["ratio_se"],
+            "dcr": dcr["ratio"], "dcr_share": dcr["share_closer"], "nearer": dcr["nearer_train"], "w1": w1["ratio"],
+            "w1_se": w1["ratio_se"],
             "ks": checks["columns"]["mean"], "ks_floor": checks["columns"]["floor"],
             "corr": checks["correlation"]["value"], "corr_floor": checks["correlation"]["floor"]}
 
@@ -92,8 +100,8 @@ def run_set(name: str, seed: int, args: argparse.Namespace, tmp: Path, *, genera
     rows = []
     for g in generators:
         start = time.perf_counter()
-        if g in ("difflab", "difflab-bits"):
-            draw = fit_difflab(name, "bits" if g == "difflab-bits" else "onehot", seed, steps, args, tmp)
+        if g in ENCODING_OF:
+            draw = fit_difflab(name, ENCODING_OF[g], seed, steps, args, tmp)
         elif g == "copula":
             model = GaussianCopula().fit(train, spec)
             draw = lambda n, seed, m=model: m.sample(n, seed=seed)  # noqa: E731
@@ -107,13 +115,13 @@ def run_set(name: str, seed: int, args: argparse.Namespace, tmp: Path, *, genera
         result = {"set": name, "generator": g, "seconds": fitted, "seed": seed, "steps": steps,
                   **score(gen, train, held, spec, target, args.repeats)}
         print(f"{name:14s} {seed} {LABELS[g]:26s} efficacy {result['efficacy']:.3f}  DCR {result['dcr']:.3f} "
-              f"({result['dcr_share']:.1%})  W1/floor {result['w1']:.2f}  KS/TV {result['ks']:.3f}  "
+              f"({result['dcr_share']:.1%}, nearer train {result['nearer']:.1%})  W1/floor {result['w1']:.2f}  KS/TV {result['ks']:.3f}  "
               f"corr {result['corr']:.3f}  {fitted:.1f} s", flush=True)
         rows.append(result)
     return rows
 
 
-NUMBERS = ("efficacy", "eff_syn", "eff_real", "dcr", "dcr_share", "w1", "ks", "ks_floor", "corr", "corr_floor",
+NUMBERS = ("efficacy", "eff_syn", "eff_real", "dcr", "dcr_share", "nearer", "w1", "ks", "ks_floor", "corr", "corr_floor",
            "seconds")
 
 
@@ -139,7 +147,7 @@ def _spread(values: list[float]) -> str:
 def markdown(results: list[dict[str, Any]], tradeoff: list[dict[str, Any]], args: argparse.Namespace,
              where: str) -> str:
     rows = means(results)
-    lines = ["# difflab on real tables", "",
+    lines = [START, "",
              "Generated by `.venv/bin/python benchmarks/tables.py --page docs/tables.md` "
              f"(preset `{args.preset}`, seeds {args.seeds}"
              + "".join(f"; {k} trained {v} steps" for k, v in args.steps_for.items()) + ").", "",
@@ -168,24 +176,28 @@ def markdown(results: list[dict[str, Any]], tradeoff: list[dict[str, Any]], args
               "better in itself: the Gaussian copula's rows are far from every training row because they leave the "
               "data's shape (see its ML efficacy and W1), not because they are new rows of the same distribution. "
               "The target ratio of 1 is what fresh draws of the data would score."]
-    pair = [r for r in rows if r["generator"] in ("difflab", "difflab-bits")]
-    if {r["generator"] for r in pair} == {"difflab", "difflab-bits"}:
-        lines += ["", "## One-hot against analog bits", "",
-                  "The two encodings of categorical columns in the same Gaussian diffusion, averaged over every set and "
-                  "seed (multinomial diffusion is not built).", "",
-                  "| encoding | ML efficacy | DCR median ratio | W1 / floor | KS/TV mean | corr diff |", "|---|---|---|---|---|---|"]
-        for g in ("difflab", "difflab-bits"):
+    pair = [r for r in rows if r["generator"] in ENCODING_OF]
+    present = [g for g in ENCODING_OF if any(r["generator"] == g for r in pair)]
+    if len(present) > 1:
+        lines += ["", "## The four encodings of categorical columns", "",
+                  "One-hot and analog bits push the categories through the Gaussian diffusion; multinomial and masked "
+                  "diffusion give each categorical column a discrete process of its own in the same network "
+                  "(``--encoding``). Averaged over every set and seed; the sets' categorical columns are their class "
+                  "target (diabetes: also sex).", "",
+                  "| encoding | ML efficacy | DCR median ratio | nearer train | W1 / floor | KS/TV mean | corr diff |",
+                  "|---|---|---|---|---|---|---|"]
+        for g in present:
             mine = [r for r in pair if r["generator"] == g]
-            avg = {k: float(np.mean([r[k] for r in mine])) for k in ("efficacy", "dcr", "w1", "ks", "corr")}
+            avg = {k: float(np.mean([r[k] for r in mine])) for k in ("efficacy", "dcr", "nearer", "w1", "ks", "corr")}
             lines.append(f"| {LABELS[g].removeprefix('difflab (').removesuffix(')')} | {avg['efficacy']:.3f} | {avg['dcr']:.3f} | "
-                         f"{avg['w1']:.2f} | {avg['ks']:.3f} | {avg['corr']:.3f} |")
+                         f"{avg['nearer']:.1%} | {avg['w1']:.2f} | {avg['ks']:.3f} | {avg['corr']:.3f} |")
     for s in dict.fromkeys(r["set"] for r in rows):
         lines += ["", f"## {s}", "", "| generator | ML efficacy (synthetic / real score) | DCR median ratio | "
-                  "DCR share < 5 % | W1 / floor | KS/TV mean (floor) | corr diff (floor) | fit time |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "DCR share < 5 % | nearer train | W1 / floor | KS/TV mean (floor) | corr diff (floor) | fit time |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in (r for r in rows if r["set"] == s):
             lines.append(f"| {LABELS[r['generator']]} | {r['efficacy']:.3f} ({r['eff_syn']:.3f} / {r['eff_real']:.3f} "
-                         f"{r['score']}) | {r['dcr']:.3f} | {r['dcr_share']:.1%} | {_w1(r)} | {r['ks']:.3f} "
+                         f"{r['score']}) | {r['dcr']:.3f} | {r['dcr_share']:.1%} | {r['nearer']:.1%} | {_w1(r)} | {r['ks']:.3f} "
                          f"({r['ks_floor']:.3f}) | {r['corr']:.3f} ({r['corr_floor']:.3f}) | {r['seconds']:.1f} s |")
     if tradeoff:
         by_steps = means(tradeoff, ("set", "generator", "steps"))
@@ -199,12 +211,39 @@ def markdown(results: list[dict[str, Any]], tradeoff: list[dict[str, Any]], args
                   + ", ".join(f"{k} steps {v}" for k, v in sorted(met.items()))
                   + f"; most at {' and '.join(str(k) for k, v in sorted(met.items()) if v == best)}. Fewer steps "
                   "leave the model far from the data; more make it copy training rows (DCR falls).", "",
-                  "| set | steps | ML efficacy | DCR median ratio | DCR share < 5 % | W1 / floor | KS/TV mean | fit time |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| set | steps | ML efficacy | DCR median ratio | DCR share < 5 % | nearer train | W1 / floor | KS/TV mean "
+                  "| fit time |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(by_steps, key=lambda r: (r["set"], r["steps"])):
             lines.append(f"| {r['set']} | {r['steps']} | {r['efficacy']:.3f} | {r['dcr']:.3f} | {r['dcr_share']:.1%} | "
-                         f"{r['w1']:.2f} | {r['ks']:.3f} | {r['seconds']:.1f} s |")
-    return "\n".join(lines) + "\n"
+                         f"{r['nearer']:.1%} | {r['w1']:.2f} | {r['ks']:.3f} | {r['seconds']:.1f} s |")
+    return "\n".join(lines) + "\n\n" + END + "\n"
+
+
+def encodings_section(results: list[dict[str, Any]], args: argparse.Namespace, where: str) -> str:
+    """The four encodings side by side, per set and on average: a section of its own (``--encodings``)."""
+    rows = means(results)
+    present = [g for g in ENCODING_OF if any(r["generator"] == g for r in rows)]
+    lines = [ENC_START, "## The four encodings of categorical columns (issue 16)", "",
+             f"Generated by `.venv/bin/python benchmarks/tables.py --encodings --page docs/tables.md` (preset "
+             f"`{args.preset}` but for the encoding, seeds {args.seeds}). Machine: {where}.", "",
+             "One-hot and analog bits push the categories through the Gaussian diffusion; multinomial and masked "
+             "diffusion give each categorical column a discrete process of its own in the same network. The sets' "
+             "categorical columns are their class target (diabetes: sex); the tables with more categories (diamonds, "
+             "Housing) are in the sdmetrics section below. Scores as in the tables above.", "",
+             "| set | encoding | ML efficacy | DCR median ratio | nearer train | W1 / floor | KS/TV mean (floor) | "
+             "corr diff | fit time |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted((r for r in rows if r["generator"] in present), key=lambda r: r["set"]):
+        lines.append(f"| {r['set']} | {ENCODING_OF[r['generator']]} | {r['efficacy']:.3f} | {r['dcr']:.3f} | "
+                     f"{r['nearer']:.1%} | {r['w1']:.2f} | {r['ks']:.3f} ({r['ks_floor']:.3f}) | {r['corr']:.3f} | "
+                     f"{r['seconds']:.1f} s |")
+    lines += ["", "| encoding (mean over the sets) | ML efficacy | DCR median ratio | nearer train | W1 / floor | "
+              "KS/TV mean | corr diff |", "|---|---|---|---|---|---|---|"]
+    for g in present:
+        mine = [r for r in rows if r["generator"] == g]
+        avg = {k: float(np.mean([r[k] for r in mine])) for k in ("efficacy", "dcr", "nearer", "w1", "ks", "corr")}
+        lines.append(f"| {ENCODING_OF[g]} | {avg['efficacy']:.3f} | {avg['dcr']:.3f} | {avg['nearer']:.1%} | "
+                     f"{avg['w1']:.2f} | {avg['ks']:.3f} | {avg['corr']:.3f} |")
+    return "\n".join(lines) + "\n\n" + ENC_END + "\n"
 
 
 def main() -> None:
@@ -219,7 +258,11 @@ def main() -> None:
                     help="other step counts to train difflab for on wine and breast_cancer (empty: none)")
     ap.add_argument("--repeats", type=int, default=20, help="W1 repeats (the held-out sets are small)")
     ap.add_argument("--page", type=Path, default=None, help="write the markdown page here")
+    ap.add_argument("--encodings", action="store_true", help="the four encodings alone (no baselines, no "
+                    "trade-off), into a section of their own")
     args = ap.parse_args()
+    if args.encodings:
+        args.generators, args.tradeoff = ",".join(ENCODING_OF), ""
     generators = [g for g in args.generators.split(",") if g]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     args.steps_for = {k: int(v) for k, v in (item.split("=") for item in args.steps_for.split(",") if item)}
@@ -238,11 +281,11 @@ def main() -> None:
     preset_steps = resolve_config(args.preset).train.steps
     tradeoff += [{**r, "steps": preset_steps} for r in results
                  if r["generator"] == "difflab" and r["set"] in ("wine", "breast_cancer")] if tradeoff else []
-    if args.page is not None:
-        from difflab.io import atomic_open
-
-        with atomic_open(args.page, "w", encoding="utf-8") as f:
-            f.write(markdown(results, tradeoff, args, f"{where}; {load()} at the end"))
+    if args.page is not None and args.encodings:
+        write_section(args.page, encodings_section(results, args, f"{where}; {load()} at the end"), ENC_START, ENC_END)
+        print(f"wrote {args.page}")
+    elif args.page is not None:
+        write_section(args.page, markdown(results, tradeoff, args, f"{where}; {load()} at the end"), START, END)
         print(f"wrote {args.page}")
 
 

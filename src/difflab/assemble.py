@@ -14,6 +14,7 @@ from torch import nn
 
 from difflab.compute import resolve_device
 from difflab.config import RunConfig
+from difflab.data.layout import Layout
 from difflab.diffusion import (
     CONTINUOUS,
     ContinuousDiffusion,
@@ -27,6 +28,7 @@ from difflab.diffusion.schedules import MAX_BETA, SCHEDULES
 from difflab.errors import ConfigError, UnworkableConfig
 from difflab.limits import check_run_config
 from difflab.models import MODELS, build_model
+from difflab.models.mixed import MixedNet
 from difflab.sampling import GRIDS, SAMPLERS, check_options
 
 # Parameterizations that recover x_0 from the network's output through ε alone: where ᾱ_T = 0 (zero terminal SNR)
@@ -63,11 +65,39 @@ def network_shape(cfg: RunConfig, process: Process, dim: int) -> dict[str, Any]:
     return {"T": T, "out_dim": out_dim}
 
 
-def initial_network(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0) -> nn.Module:
-    """The untrained network for D = ``dim`` generated features; ``n_classes`` K > 0: conditional on K classes."""
+def initial_network(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0,
+                    layout: Layout | None = None) -> nn.Module:
+    """The untrained network for D = ``dim`` generated features; ``n_classes`` K > 0: conditional on K classes;
+    ``layout``: the features a discrete process diffuses, for a :class:`~difflab.models.mixed.MixedNet`."""
     shape = network_shape(cfg, process, dim)
+    return build_network(cfg.model.name, dim, shape["T"], out_dim=shape["out_dim"], options=cfg.model.options,
+                         layout=layout, n_classes=n_classes)
+
+
+def build_network(name: str, dim: int, T: int, *, out_dim: int | None, options: dict[str, Any],
+                  layout: Layout | None = None, n_classes: int = 0) -> nn.Module:
+    """Network ``name`` for ``dim`` features (:func:`difflab.models.build_model`), or, with a ``layout``, the mixed
+    network of a table with discretely diffused columns (the residual MLP with their states in and logits out)."""
     classes = {"n_classes": n_classes} if n_classes else {}
-    return build_model(cfg.model.name, dim, shape["T"], out_dim=shape["out_dim"], **cfg.model.options, **classes)
+    if layout is None:
+        return build_model(name, dim, T, out_dim=out_dim, **options, **classes)
+    try:
+        return MixedNet(len(layout.gaussian), layout.levels, masked=layout.process == "masked", T=T, **options,
+                        **classes)
+    except TypeError as e:
+        raise ConfigError(f"model 'mlp' with {layout.process} columns: bad options {options} ({e})") from None
+
+
+def check_mixed(cfg: RunConfig, layout: Layout) -> None:
+    """Refuse what a table with discretely diffused columns cannot be trained with, before any file is written."""
+    d, what = cfg.diffusion, f"--encoding {layout.process} (columns {', '.join(layout.names)})"
+    if cfg.model.name != "mlp":
+        raise UnworkableConfig(f"{what}: the categorical states and logits need the residual MLP: use --model mlp")
+    if d.time != "discrete":
+        raise UnworkableConfig(f"{what}: the discrete processes share the Gaussian process's steps and their ELBO "
+                               "terms are per step: use --time discrete (the table preset)")
+    if d.variance != "fixed":
+        raise UnworkableConfig(f"{what}: learned variances are built for Gaussian runs only: use --variance fixed")
 
 
 def denoiser(cfg: RunConfig, model: nn.Module, process: Process) -> Denoiser:

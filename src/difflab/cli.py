@@ -149,7 +149,8 @@ TRAIN_LABELS = {
     "data.source": "--data", "data.columns": "--columns", "data.n": "--n", "data.scaler": "--scaler",
     "data.categorical": "--categorical", "data.integer": "--integer", "data.continuous": "--continuous",
     "data.missing": "--missing", "data.encoding": "--encoding", "data.condition": "--condition",
-    "train.label_dropout": "--label-dropout", "train.noise_sampling": "--noise-sampling",
+    "train.label_dropout": "--label-dropout", "train.noise_sampling": "--noise-sampling", "train.select": "--select",
+    "data.holdout": "--holdout",
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
     "diffusion.time": "--time", "diffusion.variance": "--variance", "diffusion.zero_terminal_snr": "--zero-terminal-snr",
     "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
@@ -187,6 +188,8 @@ def train(
     columns: Annotated[str | None, Opt(help="Columns of a data file to use, comma-separated names or 0-based "
                                        "indices (default: all).")] = None,
     n: Annotated[int | None, Opt(help="Points to draw from a toy dataset, or rows to keep from a file.")] = None,
+    holdout: Annotated[float | None, Opt(help="Share of a file's rows kept out of training, for evaluate and "
+                                         "--select heldout (default 0.2).")] = None,
     scaler: Annotated[str | None, Opt(help="Per-column scaling fitted on the training rows: minmax (to [-1, 1]) "
                                       "| standard | quantile (to a normal) | none.")] = None,
     categorical: Annotated[str | None, Opt(help="Table columns to model as categorical, comma-separated (default: "
@@ -196,7 +199,9 @@ def train(
     continuous: Annotated[str | None, Opt(help="Table columns to keep as plain numbers, overriding detection.")] = None,
     missing: Annotated[str | None, Opt(help="Missing values in a table: error (default) | category (their own "
                                        "level; numbers get a missing flag).")] = None,
-    encoding: Annotated[str | None, Opt(help="Categorical columns as features: onehot | bits (analog bits).")] = None,
+    encoding: Annotated[str | None, Opt(help="Categorical columns: onehot | bits (analog bits), Gaussian features; or "
+                                        "multinomial | masked, diffused by a discrete process beside the numbers."
+                                        )] = None,
     condition: Annotated[str | None, Opt(help="A table column to condition on (categorical, or few whole numbers): "
                                          "the network's class label, not generated; sample its classes with "
                                          "--where and --guidance.")] = None,
@@ -224,6 +229,9 @@ def train(
     ema: Annotated[float | None, Opt(help="EMA decay of the weights, e.g. 0.999.")] = None,
     seed: Annotated[int | None, Opt(help="Seed of the initial weights, batches and noise.")] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda.")] = None,
+    select: Annotated[str | None, Opt(help="Weights to keep: last (the last step's) | heldout (scored every tenth "
+                                      "of training on the held-out rows: the step whose samples are no nearer to "
+                                      "the training rows than held-out rows are).")] = None,
     resume: Annotated[bool, Opt("--resume", help="Continue the checkpoint in --out, with the run's saved "
                                 "config (or --preset/--config if given) and any options given here.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
@@ -236,7 +244,7 @@ def train(
     from difflab.io import read_json
 
     overrides: dict[str, Any] = {
-        "data": {"source": data, "columns": _columns(columns), "n": n, "scaler": scaler,
+        "data": {"source": data, "columns": _columns(columns), "n": n, "holdout": holdout, "scaler": scaler,
                  "categorical": _columns(categorical, "--categorical"), "integer": _columns(integer, "--integer"),
                  "continuous": _columns(continuous, "--continuous"), "missing": missing, "encoding": encoding,
                  "condition": condition},
@@ -244,7 +252,7 @@ def train(
                       "variance": variance, "zero_terminal_snr": zero_terminal_snr},
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device,
-                  "label_dropout": label_dropout, "noise_sampling": noise_sampling},
+                  "label_dropout": label_dropout, "noise_sampling": noise_sampling, "select": select},
     }
     saved = out / "config.json"  # difflab.rundir.FILES["config"]; that module is too heavy to import this early
     if resume and config is None and preset is None and saved.is_file():

@@ -37,7 +37,9 @@ class DataConfig(_Section):
     integer: list[str] | None = Field(None, description="numeric columns to round to whole numbers")
     continuous: list[str] | None = Field(None, description="numeric columns to keep as plain numbers")
     missing: Literal["error", "category"] = Field("error", description="missing values: an error, or a level")
-    encoding: Literal["onehot", "bits"] = Field("onehot", description="categorical columns as features")
+    encoding: Literal["onehot", "bits", "multinomial", "masked"] = Field(
+        "onehot", description="categorical columns: Gaussian features (onehot, bits), or diffused by a discrete "
+        "process (multinomial, masked)")
     condition: str | None = Field(None, description="a table column to condition on: the network's class label, "
                                   "not generated (classifier-free guidance, Ho & Salimans 2022)")
 
@@ -86,6 +88,9 @@ class TrainConfig(_Section):
     vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
     vlb_sampling: Literal["uniform", "importance"] = Field(
         "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")
+    select: Literal["last", "heldout"] = Field(
+        "last", description="the weights to keep: the last step's, or (heldout) the step whose samples are no nearer "
+        "to the training rows than held-out rows are, scored every tenth of training (difflab.pipeline.select)")
     label_dropout: float | None = Field(
         None, ge=0, lt=1, description="conditional runs: share of rows trained with no label (p_uncond; None: "
         f"{DEFAULT_LABEL_DROPOUT}, Ho & Salimans 2022)")
@@ -184,10 +189,13 @@ BEST: dict[str, Any] = {
 }
 
 # difflab's recipe for tables (issue 11), chosen from measurements on scikit-learn's tables (benchmarks/tables.py,
-# docs/tables.md): quantile-normal numbers, one-hot categories, and few steps: on tables of a few hundred rows longer
-# training (or a wider network) copies training rows (distance to closest record below the held-out rows').
+# docs/tables.md): quantile-normal numbers and few steps: on tables of a few hundred rows longer training (or a wider
+# network) copies training rows (distance to closest record below the held-out rows'). Categories are diffused by
+# multinomial diffusion beside the numbers (issue 16): on diamonds' three categorical columns the mean total
+# variation to held-out rows fell from 0.074 (one-hot) to 0.013 (masked 0.015; floor 0.008), the numbers' mean KS
+# from 0.054 to 0.020, and on Ecdat's Housing (six yes/no columns) 0.061 → 0.039 and 0.142 → 0.088 (two seeds).
 TABLE: dict[str, Any] = {
-    "data": {"scaler": "quantile", "encoding": "onehot"},
+    "data": {"scaler": "quantile", "encoding": "multinomial"},
     "diffusion": {"schedule": "linear", "T": 100, "parameterization": "eps"},
     "model": {"name": "mlp", "options": {"width": 128, "depth": 3}},
     "train": {

@@ -190,9 +190,12 @@ def make_figures(
         for k in kinds:
             if k in NEEDS_2D and run.dim != 2:
                 raise ConfigError(f"--kind {k}: {NEEDS_2D[k]}, so it needs D = 2 columns; this run has D = {run.dim}")
+            if k in NEEDS_2D and run.layout is not None:
+                raise ConfigError(f"--kind {k}: {NEEDS_2D[k]} of a Gaussian run; this run diffuses "
+                                  f"{', '.join(run.layout.names)} by {run.layout.process} diffusion")
         kinds = list(dict.fromkeys(kinds))  # each figure once, in the order asked
     else:
-        kinds = [k for k in FIGURES if k not in NEEDS_2D or run.dim == 2]
+        kinds = [k for k in FIGURES if k not in NEEDS_2D or (run.dim == 2 and run.layout is None)]
     bad_t = [t for t in field_ts or [] if not 1 <= t <= run.diffusion.T]
     if bad_t:
         raise ConfigError(f"--t {bad_t[0]} is outside 1..T={run.diffusion.T}")

@@ -14,6 +14,8 @@ Layout of a run directory::
     loss.csv                step, loss
     distill.json            a distilled student's teacher (path and config), method, settings and seconds
                             (difflab.distill; its checkpoint is distill-checkpoint.safetensors)
+    select.json             with --select heldout: the candidate steps scored on the held-out rows and the one kept
+                            (difflab.pipeline.select)
 
 This module is the format: writing the files (:func:`write_run_files`, :func:`write_loss`), refusing an output that
 is not a run (:func:`check_out`), and reading a finished run back (:func:`load_run`). What fills a run directory,
@@ -33,10 +35,11 @@ import numpy as np
 from torch import nn
 
 from difflab.arrays import load_npy
-from difflab.assemble import denoiser, network_shape
+from difflab.assemble import build_network, denoiser, network_shape
 from difflab.config import RunConfig, load_saved_config
 from difflab.data import Scaler, ToyDataset, get_dataset, scaler_from_dict
 from difflab.data.condition import Condition
+from difflab.data.layout import Layout, layout_of
 from difflab.data.prepare import PreparedData
 from difflab.data.table import TableSpec
 from difflab.diffusion import Denoiser, Process, process_from_dict
@@ -51,7 +54,6 @@ from difflab.integrity import (
 )
 from difflab.io import atomic_open, read_json, write_json
 from difflab.lock import LOCK_FILE, reading
-from difflab.models import build_model
 from difflab.sampling.output import check_writable
 from difflab.weights import load_weights, save_weights
 
@@ -66,6 +68,7 @@ FILES = {
     "checkpoint": "checkpoint.safetensors",
     "loss": "loss.csv",
     "distill": "distill.json",
+    "select": "select.json",
 }
 
 
@@ -112,6 +115,11 @@ class Run:
         """The features the network generates: all but a condition column's."""
         return self.dim - (self.condition.stop - self.condition.start if self.condition else 0)
 
+    @property
+    def layout(self) -> Layout | None:
+        """Which generated features a discrete process diffuses (``--encoding multinomial|masked``), else None."""
+        return layout_of(self.table, self.condition)
+
     def denoiser(self) -> Denoiser:
         """The network's denoiser over whole feature rows; a conditional run has none (its network generates the
         other features given the class): use :meth:`network_denoiser`."""
@@ -123,7 +131,12 @@ class Run:
 
     def network_denoiser(self) -> Denoiser:
         """The denoiser of the features the network generates (for a conditional run: no label unless asked,
-        :meth:`~difflab.diffusion.denoiser.Denoiser.given`)."""
+        :meth:`~difflab.diffusion.denoiser.Denoiser.given`); a run with discretely diffused columns has none (its
+        network also predicts their levels: :mod:`difflab.mixed` samples it)."""
+        if self.layout is not None:
+            raise ConfigError(f"{self.path}: its columns {', '.join(self.layout.names)} are diffused by "
+                              f"{self.layout.process} diffusion; the ELBO, likelihoods and vector fields are built "
+                              "for Gaussian runs only (train with --encoding onehot or bits for them)")
         return denoiser(self.config, self.model, self.diffusion)
 
 
@@ -241,8 +254,8 @@ def _load_run(path: Path, device: str) -> Run:
     check_fingerprint(path, path / FILES["model"], meta)
     try:
         classes = {"n_classes": condition.n_classes} if condition else {}
-        model = build_model(meta.get("model", cfg.model.name), dim, shape["T"], out_dim=shape["out_dim"],
-                            **meta.get("options", {}), **classes)
+        model = build_network(meta.get("model", cfg.model.name), dim, shape["T"], out_dim=shape["out_dim"],
+                              options=meta.get("options", {}), layout=layout_of(table, condition), **classes)
         model.load_state_dict(tensors)
     except (RuntimeError, ConfigError, TypeError) as e:
         raise RunDirError(f"{path}: weights do not fit the model ({str(e).splitlines()[0][:100]})") from None

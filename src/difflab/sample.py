@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from difflab.assemble import denoiser
 from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
@@ -27,6 +28,8 @@ from difflab.diffusion import DenoiseFn
 from difflab.errors import ConfigError, DifflabError
 from difflab.io import atomic_open
 from difflab.limits import check
+from difflab.mixed import ViewDenoiser, mixed_chunks
+from difflab.models.mixed import GaussianView
 from difflab.protect import check_not_protected
 from difflab.rundir import Run, load_run
 from difflab.sampling import SAMPLERS, check_options, make_grid
@@ -34,6 +37,7 @@ from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate_chunks
 from difflab.sampling.budgets import budget_choice
 from difflab.sampling.device import model_device, model_on, on_device
 from difflab.sampling.guards import GUARDS, data_box
+from difflab.sampling.joint import check_joint_sampler
 from difflab.sampling.output import check_output_path, write_array, write_chunks
 
 # The command-line option behind each sampling setting, to name it in error messages.
@@ -84,6 +88,8 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     if over.get("eta") is not None and s.sampler != "ddim":
         warnings.warn(f"--eta applies to the ddim sampler only; ignored for {s.sampler}", stacklevel=2)
     check_guidance(run, s.guidance)
+    if run.layout is not None:
+        check_joint_sampler(s.sampler)
     return s
 
 
@@ -102,13 +108,32 @@ def run_denoiser(run: Run, label: int | None = None, **over: Any) -> DenoiseFn:
     data_box`). A conditional run's is that of class ``label`` (None: no label) with the settings' ``guidance``."""
     s = sample_settings(run, **over)
     denoise = run.network_denoiser().given(label, guidance=s.guidance or 0.0) if run.condition else run.denoiser()
+    return guarded(run, denoise, s)
+
+
+def guarded(run: Run, denoise: DenoiseFn, s: SampleConfig) -> DenoiseFn:
+    """``denoise`` with the settings' guard on x̂_0 of the features it predicts (a mixed run's: the Gaussian ones)."""
     if s.guard == "none":
         return denoise
     scaled = run.scaler.transform(run.train)
     if run.condition is not None:
         scaled = scaled[:, run.condition.model_columns(run.dim)]
+    if run.layout is not None:
+        scaled = scaled[:, list(run.layout.gaussian)]
     low, high = data_box(scaled, s.guard_margin)
     return GUARDS[s.guard](denoise, run.diffusion, low, high)
+
+
+def view_denoisers(run: Run, **over: Any) -> ViewDenoiser:
+    """For a run with discretely diffused columns: (class label, the network's Gaussian view) → the denoiser the
+    joint sampler calls, with the settings' guidance and guard."""
+    s = sample_settings(run, **over)
+
+    def make(label: int | None, view: GaussianView) -> DenoiseFn:
+        d = denoiser(run.config, view, run.diffusion)
+        return guarded(run, d.given(label, guidance=s.guidance or 0.0) if run.condition else d, s)
+
+    return make
 
 
 def scaled_chunks(run: Run, n: int, *, code: int | None = None, seed: int = 0, chunk_size: int = DEFAULT_CHUNK,
@@ -117,6 +142,9 @@ def scaled_chunks(run: Run, n: int, *, code: int | None = None, seed: int = 0, c
     """``n`` samples of the run, whole feature rows (b, D) in the scaled space ``chunk_size`` at a time, with their
     trajectory (K+1, b, D) if asked; a conditional run's of class ``code`` (None: classes drawn)."""
     kwargs = {**sampling_kwargs(run, **over), "device": device}
+    if run.layout is not None:
+        return mixed_chunks(run, view_denoisers(run, **over), n, code=code, seed=seed, chunk_size=chunk_size,
+                            trajectory=trajectory, guidance=sample_settings(run, **over).guidance or 0.0, **kwargs)
     if run.condition is None:
         return generate_chunks(run_denoiser(run, **over), run.diffusion, n, run.dim, seed=seed, chunk_size=chunk_size,
                                trajectory=trajectory, **kwargs)

@@ -99,7 +99,8 @@ def test_encoding_round_trip_and_nearest_valid_code(name, k):
     enc = get_encoding(name)
     levels = np.arange(k).repeat(3)
     f = enc.encode(levels, k)
-    assert f.shape == (3 * k, {"onehot": k, "bits": max(1, int(np.ceil(np.log2(k))))}[name])
+    assert f.shape == (3 * k, max(1, int(np.ceil(np.log2(k)))) if name == "bits" else k)  # one-hot features
+    assert enc.one_hot == (name != "bits") and enc.process == {"multinomial": "multinomial", "masked": "masked"}.get(name)
     assert set(np.unique(f)) <= {0.0, 1.0} and len({tuple(r) for r in f}) == k  # distinct corners
     np.testing.assert_array_equal(enc.decode(f, k), levels)
     # Noisy points decode to the level whose code is nearest, by brute force over every level.
@@ -144,7 +145,7 @@ def test_spec_widths(width, encoding):
     df = pd.DataFrame({f"c{j}": rng.choice(list("abcde"[: 2 + j % 4]), 40) for j in range(width)})
     spec = fit_table(df, plan_kinds(df, {}, source="t"), encoding=encoding)
     per = [len(df[c].unique()) for c in df.columns]
-    expected = sum(per) if encoding == "onehot" else sum(max(1, int(np.ceil(np.log2(k)))) for k in per)
+    expected = sum(per) if encoding != "bits" else sum(max(1, int(np.ceil(np.log2(k)))) for k in per)
     assert len(spec.features) == expected == len(spec.indicators)
     pd.testing.assert_frame_equal(spec.decode(spec.encode(df)), df)
 

@@ -49,6 +49,20 @@ def test_dcr_tells_copies_from_new_draws(d):
     copies = distance_to_closest_record(train[rng.integers(0, 400, 400)] + 1e-6, train, rng.normal(size=(400, d)))
     assert 0.75 < fresh["ratio"] < 1.33 and fresh["share_closer"] < 0.12  # new data: about 1 and 5 %
     assert copies["ratio"] < 0.01 and copies["share_closer"] == 1.0
+    # nearer to one of 400 training rows than to one of 400 held-out rows: ½ ± 4 se for new data, all for copies
+    assert abs(fresh["nearer_train"] - 0.5) < 4 * 0.5 / 20 and copies["nearer_train"] == 1.0
+
+
+@pytest.mark.parametrize("d", DIMS)
+def test_nearer_train_uses_as_many_training_as_held_out_rows(d):
+    """With 4x more training rows, new data lie nearer to a training row 80 % of the time; the subset of as many
+    training rows as held-out rows brings that back to ½ (brute force on the same subset, same seed)."""
+    rng = np.random.default_rng(20 + d)
+    train, held, gen = rng.normal(size=(1600, d)), rng.normal(size=(400, d)), rng.normal(size=(400, d))
+    r = distance_to_closest_record(gen, train, held, n=400, seed=3)
+    assert r["nearer_train_rows"] == 400 and abs(r["nearer_train"] - 0.5) < 0.1
+    whole = np.mean(cdist(gen, train).min(axis=1) < cdist(gen, held).min(axis=1))
+    assert whole > 0.7
 
 
 def test_dcr_bad_input():

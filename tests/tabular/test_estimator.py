@@ -93,7 +93,7 @@ def test_save_load_and_the_command_line(fitted, tmp_path):
     path = model.save(tmp_path / "est")
     again = TabularDiffusion.load(path)
     pd.testing.assert_frame_equal(again.sample(30, seed=3), model.sample(30, seed=3))
-    assert again.get_params()["steps"] == 60 and again.get_params()["encoding"] == "onehot"
+    assert again.get_params()["steps"] == 60 and again.get_params()["encoding"] == "multinomial"  # the preset's
     with pytest.raises(DifflabError, match="not an empty folder"):
         model.save(path)
     runner = CliRunner()

@@ -4,6 +4,9 @@ Both encodings keep every feature an indicator, so the table scaler maps it to {
 the corners of a cube; decoding picks the level whose code is nearest to the generated point.
 
 - ``onehot``: K features, level k is the k-th unit vector; decoded by argmax (the nearest unit vector).
+- ``multinomial`` / ``masked``: the features are one-hot as for ``onehot``, but a table run does not push them
+  through the Gaussian diffusion: each such column is diffused by a discrete process of its own
+  (:mod:`difflab.diffusion.categorical`; ``process`` names it), in the same network as the numbers.
 - ``bits``: ceil(log2 K) features (at least 1), level k is k in binary, most significant bit first ("analog bits",
   Chen, Zhang & Hinton 2022). Thresholding each bit at ½ gives the nearest corner of the cube, but when K is not a
   power of 2 that corner may be no level's code; decoding therefore picks the nearest *valid* code, argmin_k
@@ -28,6 +31,11 @@ class Encoding:
     description: str
     width: Callable[[int], int]
     codes: Callable[[int], np.ndarray]
+    process: str | None = None  # a discrete process diffuses the column (its features are one-hot)
+
+    @property
+    def one_hot(self) -> bool:
+        return self.codes is _onehot_codes
 
     def encode(self, levels: np.ndarray, k: int) -> np.ndarray:
         """Level indices (N,) in 0..K-1 → (N, width) float64 indicators."""
@@ -59,6 +67,10 @@ ENCODINGS: dict[str, Encoding] = {
     for e in (
         Encoding("onehot", "one feature per level (argmax decodes)", lambda k: k, _onehot_codes),
         Encoding("bits", "ceil(log2 K) analog bits (nearest valid code decodes)", _bits_width, _bits_codes),
+        Encoding("multinomial", "one-hot, diffused by multinomial diffusion (Hoogeboom et al. 2021)", lambda k: k,
+                 _onehot_codes, "multinomial"),
+        Encoding("masked", "one-hot, diffused by masked (absorbing-state) diffusion (Austin et al. 2021)",
+                 lambda k: k, _onehot_codes, "masked"),
     )
 }
 

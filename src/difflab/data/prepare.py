@@ -23,6 +23,7 @@ from difflab.data.coltypes import EPOCH, check_column_types, check_width, is_tem
 from difflab.data.columns import OVERRIDES, check_values, plan_kinds
 from difflab.data.condition import Condition, condition_of, plan_condition
 from difflab.data.files import frame_to_array
+from difflab.data.layout import Layout, layout_of
 from difflab.data.scalers import Scaler, TableScaler, make_scaler
 from difflab.data.sources import holdout_split, load_data, load_frame
 from difflab.data.table import TableSpec, fit_table
@@ -58,6 +59,11 @@ class PreparedData:
         """The scaled training rows as the network sees them (a condition column's features left out)."""
         x = self.scaled
         return x[:, self.condition.model_columns(x.shape[1])] if self.condition else x
+
+    @property
+    def layout(self) -> Layout | None:
+        """Which generated features a discrete process diffuses (``--encoding multinomial|masked``), else None."""
+        return layout_of(self.table, self.condition)
 
     @property
     def labels(self) -> torch.Tensor | None:

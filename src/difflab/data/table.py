@@ -76,7 +76,7 @@ class ColumnSpec:
             return []
         if self.numeric:
             return [self.name] + ([f"{self.name}:missing"] if self.missing else [])
-        if encoding == "onehot":
+        if get_encoding(encoding).one_hot:
             return [f"{self.name}={MISSING_LABEL if v is None else v}" for v in self.levels or []]
         return [f"{self.name}:bit{i}" for i in range(self.width(encoding))]
 
@@ -149,8 +149,10 @@ class TableSpec:
             x = np.where(gone, c.fill if c.fill is not None else 0.0, x)
             return np.column_stack([x, gone.astype(np.float64)]) if c.missing else x[:, None]
         index = {v: i for i, v in enumerate(c.levels or []) if v is not None}
-        codes = np.array([-1 if _plain(v) is None else index.get(_plain(v), -2) for v in col.to_numpy(dtype=object)],
-                         dtype=np.int64)
+        # each distinct value looked up once (a million rows hold a handful of levels); -1: missing
+        inverse, distinct = pd.factorize(col, use_na_sentinel=True)
+        lookup = np.array([index.get(_plain(v), -2) for v in distinct] + [-1], dtype=np.int64)
+        codes = lookup[np.asarray(inverse, dtype=np.int64)]  # inverse −1 picks the trailing −1
         unseen = codes == -2
         if unseen.any():
             value = col[unseen].iloc[0]

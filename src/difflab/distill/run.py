@@ -62,6 +62,9 @@ def check_teacher(run: Run, settings: DistillSettings) -> int:
                            "there is nothing to distill")
     if getattr(run, "condition", None) is not None:
         raise DifflabError(f"{run.path}: a conditional run (--condition) cannot be distilled yet")
+    if getattr(run, "layout", None) is not None:
+        raise DifflabError(f"{run.path}: its categorical columns are diffused by {run.layout.process} diffusion; "
+                           "distillation is built for Gaussian runs only")
     own, K = teacher_steps_of(run), settings.steps
     if K > own:
         raise ConfigError(f"--steps {K} is more than the teacher's own {own} steps; a student takes fewer")

@@ -8,6 +8,10 @@ the model never saw. Two numbers summarise the comparison (as in the synthetic-d
   data; well below 1: the model reproduces training rows.
 - ``share_closer``: the fraction of generated rows closer to a training row than the 5th percentile of the held-out
   rows' DCRs. Fresh data put 5 % there by construction; a copying model puts many more.
+- ``nearer_train``: the fraction of generated rows whose nearest training row is nearer than their nearest held-out
+  row, with as many training rows as held-out rows (a random subset), so that fresh rows of the same distribution
+  score ½ (SDMetrics' DCROverfittingProtection asks the same question). Above ½: the samples lean toward the rows
+  the model was trained on. Ties count half.
 
 Distances are taken in whatever units the caller passes; ``difflab evaluate`` passes columns standardised by the
 reference's mean and sd (categorical columns one-hot), so that no column dominates by its units alone.
@@ -46,8 +50,9 @@ def distance_to_closest_record(
 
     Returns ``generated_to_train`` and ``heldout_to_train`` (the two medians), ``ratio`` (their quotient; 1.0 when
     both are 0, inf when only the held-out one is), ``share_closer`` (generated rows below the held-out rows'
-    ``quantile``-th DCR quantile), ``heldout_quantile`` (that distance), ``expected_share`` (= ``quantile``), and
-    ``n_generated``, ``n_heldout``.
+    ``quantile``-th DCR quantile), ``heldout_quantile`` (that distance), ``expected_share`` (= ``quantile``),
+    ``nearer_train`` (generated rows nearer to one of ``nearer_train_rows`` random training rows than to the as many
+    held-out rows; ½ for fresh data), and ``n_generated``, ``n_heldout``.
     """
     if n < 1:
         raise ConfigError(f"n={n}; expected at least 1")
@@ -65,6 +70,9 @@ def distance_to_closest_record(
 
     synthetic, heldout = subset(synthetic), subset(heldout)
     d_gen, d_held = nearest_distances(synthetic, train), nearest_distances(heldout, train)
+    peers = train[rng.choice(len(train), size=len(heldout), replace=False)] if len(train) > len(heldout) else train
+    to_train, to_held = nearest_distances(synthetic, peers), nearest_distances(synthetic, heldout)
+    nearer = float(np.mean((to_train < to_held) + 0.5 * (to_train == to_held)))
     gen_med, held_med = float(np.median(d_gen)), float(np.median(d_held))
     ratio = gen_med / held_med if held_med > 0 else (1.0 if gen_med == 0 else float("inf"))
     # Strictly closer than the held-out quantile: fresh rows then fall below it in about `quantile` of cases.
@@ -76,6 +84,8 @@ def distance_to_closest_record(
         "share_closer": float(np.mean(d_gen < cut)),
         "heldout_quantile": cut,
         "expected_share": quantile,
+        "nearer_train": nearer,
+        "nearer_train_rows": len(peers),
         "n_generated": len(synthetic),
         "n_heldout": len(heldout),
     }

@@ -269,6 +269,10 @@ def format_report(report: dict[str, Any]) -> str:
         if "share_closer" in mem:
             lines.append(f"  {mem['share_closer']:.1%} of samples lie closer to a training row than the held-out "
                          f"rows' {mem['expected_share']:.0%} quantile ({mem['expected_share']:.0%} for new data)")
+        if "nearer_train" in mem:
+            lines.append(f"  {mem['nearer_train']:.1%} of samples lie nearer to a training row than to a held-out row "
+                         f"({mem['nearer_train_rows']} of each; 50% for new data, more = leaning toward the "
+                         "training rows)")
     if report.get("checks"):
         lines += format_checks(report["checks"])
     e = report.get("elbo")

@@ -13,13 +13,18 @@ from typing import Any
 
 import torch
 
-from difflab.assemble import build_process, check_config, initial_network, is_oracle, network_shape
+from difflab.assemble import build_process, check_config, check_mixed, initial_network, is_oracle, network_shape
+from difflab.compute import resolve_device
 from difflab.config import RunConfig
+from difflab.data.layout import Layout
 from difflab.data.prepare import PreparedData, prepare_data
 from difflab.diffusion import Process, get_parameterization
+from difflab.diffusion.categorical import make_categorical
 from difflab.errors import ConfigError, DifflabError, RunDirError
+from difflab.io import write_json
 from difflab.lock import writing
 from difflab.models import MODELS
+from difflab.pipeline.select import HeldoutSelector, every
 from difflab.rundir import (
     FILES,
     Run,
@@ -29,27 +34,34 @@ from difflab.rundir import (
     write_loss,
     write_run_files,
 )
+from difflab.training.mixed import MixedObjective
 from difflab.training.optim import lr_lambda
 from difflab.training.trainer import Trainer
 from difflab.weights import load_weights, save_weights
 
 
-def initial_model(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0) -> torch.nn.Module:
-    """The network a run starts from (conditional on ``n_classes`` classes when > 0): built under
-    ``torch.manual_seed(cfg.train.seed)``, the global RNG left as it was."""
+def initial_model(cfg: RunConfig, process: Process, dim: int, *, n_classes: int = 0,
+                  layout: Layout | None = None) -> torch.nn.Module:
+    """The network a run starts from (conditional on ``n_classes`` classes when > 0; mixed for a ``layout``): built
+    under ``torch.manual_seed(cfg.train.seed)``, the global RNG left as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        return initial_network(cfg, process, dim, n_classes=n_classes)
+        return initial_network(cfg, process, dim, n_classes=n_classes, layout=layout)
 
 
 def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: torch.Tensor, *,
-                 labels: torch.Tensor | None = None, n_classes: int = 0) -> Trainer:
+                 labels: torch.Tensor | None = None, n_classes: int = 0, layout: Layout | None = None) -> Trainer:
     """The trainer of ``cfg`` for ``model`` on the scaled rows ``x`` (with their class codes ``labels`` for a
-    conditional run)."""
+    conditional run; with the discrete processes' loss for a ``layout``)."""
     d = cfg.diffusion
-    return Trainer(model, process, x, cfg.train,
-                   parameterization=get_parameterization(d.parameterization, sigma_data=d.sigma_data),
-                   learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes)
+    param = get_parameterization(d.parameterization, sigma_data=d.sigma_data)
+    objective = None
+    if layout is not None:
+        objective = MixedObjective(process, make_categorical(layout.process, process), layout, param, cfg.train,
+                                   resolve_device(cfg.train.device))
+    return Trainer(model, process, x, cfg.train, parameterization=param,
+                   learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes,
+                   objective=objective)
 
 
 def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
@@ -115,15 +127,21 @@ def _train_locked(cfg: RunConfig, out: Path, *, resume: bool, progress: bool, da
     check_config(cfg)
     data = prepare_data(cfg.data) if data is None else data
     diffusion = build_process(cfg)
-    dim, classes = data.model_dim, data.condition.n_classes if data.condition else 0
+    dim, classes, layout = data.model_dim, data.condition.n_classes if data.condition else 0, data.layout
+    if layout is not None:
+        check_mixed(cfg, layout)
     if is_oracle(cfg.model.name):  # an exact denoiser (difflab.models.oracles): nothing to train
         return _oracle_run(cfg, out, data, diffusion)
     meta = arch_meta(cfg, dim, network_shape(cfg, diffusion, dim)["T"], data.columns, classes=classes)
     if resume:
         tensors, saved = load_weights(out / FILES["checkpoint"])
         step = check_checkpoint(out, saved, meta, cfg)
-    model = initial_model(cfg, diffusion, dim, n_classes=classes)
-    trainer = make_trainer(cfg, model, diffusion, data.model_input, labels=data.labels, n_classes=classes)
+    selector = HeldoutSelector(cfg, data, diffusion, out) if cfg.train.select == "heldout" else None
+    model = initial_model(cfg, diffusion, dim, n_classes=classes, layout=layout)
+    cadence = cfg if selector is None else cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"checkpoint_every": min(cfg.train.checkpoint_every, every(cfg.train.steps))})})
+    trainer = make_trainer(cadence, model, diffusion, data.model_input, labels=data.labels, n_classes=classes,
+                           layout=layout)
     earlier = 0.0
     if resume:
         try:
@@ -142,11 +160,18 @@ def _train_locked(cfg: RunConfig, out: Path, *, resume: bool, progress: bool, da
         elapsed = earlier + time.perf_counter() - start
         save_weights(out / FILES["checkpoint"], tr.state_tensors(),
                      {**meta, "step": tr.step_count, "planned_steps": cfg.train.steps, "seconds": elapsed})
+        if selector is not None:
+            selector.consider(tr.step_count, tr.eval_model())
 
     start = time.perf_counter()
     seconds = earlier + trainer.fit(progress=progress, on_checkpoint=checkpoint)
-    eval_model = trainer.eval_model().cpu().eval()
-    save_model(out, eval_model.state_dict(), {**meta, "step": trainer.step_count, "seconds": seconds})
+    eval_model, kept = trainer.eval_model().cpu().eval(), trainer.step_count
+    if selector is not None:  # the weights of the step chosen from the held-out rows
+        chosen = selector.pick()
+        eval_model.load_state_dict(chosen.state)
+        kept = chosen.step
+        write_json(out / FILES["select"], selector.report(chosen))
+    save_model(out, eval_model.state_dict(), {**meta, "step": kept, "seconds": seconds})
     write_loss(out / FILES["loss"], trainer.losses())
     return Run(out, cfg, data.columns, data.scaler, diffusion, eval_model, data.toy, data.train, data.heldout, seconds,
                table=data.table, condition=data.condition)

@@ -144,14 +144,16 @@ def build_report(run_dir: str | os.PathLike[str], *, n: int = 1000, seed: int = 
         figure_html(figure(process.process_figure(shown, traj, times, run.diffusion, seed=seed,
                                                   columns=columns)), "process"),
         note=f"In the scaled space, where the diffusion runs. {process_note}".strip())]
-    if d == 2:
+    if d == 2 and run.layout is None:
         sections.append(Section("The learned field −ε̂(x, t)", figure_html(
             figure(process.field_figure(eps_fn(run), traj, times, shown, diffusion=run.diffusion)), "field"),
             note="Arrows: minus the predicted noise, the direction the reverse step moves x_t; one arrow scale "
                  "for every t. Red: reverse trajectories from x_T down to t."))
     else:
-        sections.append(Section("The learned field −ε̂(x, t)", "", note=f"The vector field is drawn for D = 2 "
-                                f"only; this run has D = {d}. The reverse process is in the figure above."))
+        why = (f"D = 2 only; this run has D = {d}" if d != 2 else
+               "D = 2 only, of Gaussian runs; this run diffuses categorical columns by a discrete process")
+        sections.append(Section("The learned field −ε̂(x, t)", "", note=f"The vector field is drawn for {why}. "
+                                "The reverse process is in the figure above."))
     figs = points.samples_figures(None if no_data else run.train, samples, columns, seed=seed,
                                   max_points=EMBEDDED_ROWS)
     sections.append(Section("Samples" if no_data else "Samples against data", "".join(

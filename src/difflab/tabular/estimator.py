@@ -36,7 +36,7 @@ _KNOBS: dict[str, tuple[str, str]] = {
     "scaler": ("data", "scaler"), "encoding": ("data", "encoding"), "categorical": ("data", "categorical"),
     "integer": ("data", "integer"), "continuous": ("data", "continuous"), "missing": ("data", "missing"),
     "holdout": ("data", "holdout"), "sampler": ("sample", "sampler"), "sample_steps": ("sample", "steps"),
-    "condition": ("data", "condition"), "label_dropout": ("train", "label_dropout"),
+    "condition": ("data", "condition"), "label_dropout": ("train", "label_dropout"), "select": ("train", "select"),
 }
 _PARAMS = ("preset", *_KNOBS, "width", "depth")
 
@@ -53,7 +53,8 @@ class TabularDiffusion:
         steps, batch_size, lr, ema, seed, device: training (``seed`` fixes the weights, batches and noise).
         T, schedule: the diffusion; model, width, depth: the network ("mlp" with its width and depth).
         scaler: numbers to model units, "quantile" | "minmax" | "standard" | "none".
-        encoding: categorical columns as "onehot" or "bits" (analog bits).
+        encoding: categorical columns as Gaussian features, "onehot" or "bits" (analog bits), or diffused by a
+            discrete process beside the numbers' Gaussian one, "multinomial" or "masked" (absorbing state).
         categorical, integer, continuous: column names whose kind to set instead of detecting it.
         missing: "error" (missing values are refused) or "category" (modelled as their own level).
         holdout: fraction of rows kept out of training (so ``difflab evaluate`` has real rows to compare with).
@@ -61,6 +62,8 @@ class TabularDiffusion:
         condition: a column to condition on (categorical, or few whole numbers): the network's class label, so that
             ``sample(n, where={column: value}, guidance=w)`` draws rows of one class (classifier-free guidance,
             Ho & Salimans 2022); label_dropout: the share of training rows shown without their label (default 0.1).
+        select: the weights to keep, "last" or "heldout" (the step whose samples are no nearer to the training rows
+            than the held-out rows are; needs ``holdout`` > 0).
 
     Example:
         >>> import numpy as np, pandas as pd
@@ -87,14 +90,14 @@ class TabularDiffusion:
         categorical: list[str] | None = None, integer: list[str] | None = None,
         continuous: list[str] | None = None, missing: str = "error", holdout: float = 0.0,
         sampler: str | None = None, sample_steps: int | None = None, condition: str | None = None,
-        label_dropout: float | None = None,
+        label_dropout: float | None = None, select: str | None = None,
     ) -> None:
         self.preset, self.steps, self.batch_size, self.lr, self.ema = preset, steps, batch_size, lr, ema
         self.seed, self.device, self.T, self.schedule, self.model = seed, device, T, schedule, model
         self.width, self.depth, self.scaler, self.encoding = width, depth, scaler, encoding
         self.categorical, self.integer, self.continuous = categorical, integer, continuous
         self.missing, self.holdout, self.sampler, self.sample_steps = missing, holdout, sampler, sample_steps
-        self.condition, self.label_dropout = condition, label_dropout
+        self.condition, self.label_dropout, self.select = condition, label_dropout, select
 
     # -- scikit-learn's parameter protocol ---------------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -180,7 +183,7 @@ class TabularDiffusion:
                   scaler=cfg.data.scaler, encoding=cfg.data.encoding, categorical=cfg.data.categorical,
                   integer=cfg.data.integer, continuous=cfg.data.continuous, missing=cfg.data.missing,
                   holdout=cfg.data.holdout, sampler=cfg.sample.sampler, sample_steps=cfg.sample.steps,
-                  condition=cfg.data.condition, label_dropout=cfg.train.label_dropout)
+                  condition=cfg.data.condition, label_dropout=cfg.train.label_dropout, select=cfg.train.select)
         file = Path(path) / ESTIMATOR_FILE
         est.run_ = run
         est.output_ = read_json(file) if file.exists() else {"type": "DataFrame"}

@@ -44,7 +44,9 @@ class Trainer:
     ``diffusion``: the process (discrete steps or continuous time); ``parameterization``: a name or a
     :class:`~difflab.diffusion.parameterization.Parameterization`; ``learned_variance``: the network's second D
     outputs are Nichol & Dhariwal's v, trained with the hybrid loss (:mod:`difflab.training.objective`);
-    ``labels``: class codes (N,) in 0..``n_classes``-1 of the rows of ``x``, for a conditional network."""
+    ``labels``: class codes (N,) in 0..``n_classes``-1 of the rows of ``x``, for a conditional network;
+    ``objective``: the loss, if not the Gaussian one (a table with discretely diffused columns,
+    :class:`~difflab.training.mixed.MixedObjective`)."""
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class Trainer:
         fused: bool = True,
         labels: Tensor | None = None,
         n_classes: int = 0,
+        objective: Objective | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
@@ -65,7 +68,8 @@ class Trainer:
         self.diffusion = diffusion
         self.param = (parameterization if isinstance(parameterization, Parameterization)
                       else get_parameterization(parameterization))
-        self.objective = Objective(diffusion, self.param, cfg, self.device, learned_variance=learned_variance)
+        self.objective = objective or Objective(diffusion, self.param, cfg, self.device,
+                                                learned_variance=learned_variance)
         self.x = x.to(self.device, torch.float32).contiguous()
         self.N, self.D = self.x.shape
         self.full_batch = cfg.batch_size is None or cfg.batch_size >= self.N
