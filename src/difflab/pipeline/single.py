@@ -50,6 +50,14 @@ def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: to
                    learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes)
 
 
+def with_threads(cfg: RunConfig, threads: int | None) -> RunConfig:
+    """``cfg`` with the thread count its run used (``train.threads``, when the config left it to the rule), so that
+    config.json trains the same model again on another machine (issue 17)."""
+    if cfg.train.threads is not None or threads is None:
+        return cfg
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
+
+
 def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
     """The checkpoint's step, after checking that it was made by this network on data of this width."""
     if not isinstance(saved, dict) or not isinstance(saved.get("step"), int):
@@ -115,6 +123,7 @@ def train_run(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress
         step = check_checkpoint(out, saved, meta, cfg)
     model = initial_model(cfg, diffusion, dim, n_classes=classes)
     trainer = make_trainer(cfg, model, diffusion, data.model_input, labels=data.labels, n_classes=classes)
+    cfg = with_threads(cfg, trainer.threads)
     earlier = 0.0
     if resume:
         try:

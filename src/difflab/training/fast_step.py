@@ -15,16 +15,27 @@ autograd runs the loss on the network's output. Other networks, and devices othe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from difflab.models.resmlp_fused import is_plain_resmlp
 from difflab.training.lanes import LanedResMLP, fused_forward
 from difflab.training.objective import Objective
 
-if TYPE_CHECKING:
-    from difflab.training.trainer import Trainer
+
+class Trainer(Protocol):
+    """What the fast step needs of :class:`difflab.training.trainer.Trainer` (which imports this module)."""
+
+    model: nn.Module
+    objective: Objective
+    opt: torch.optim.Optimizer
+    device: torch.device
+
+    def draw(self) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def draw_labels(self) -> Tensor | None: ...
 
 
 def regression(objective: Objective, x0: Tensor, eps: Tensor, times: Tensor

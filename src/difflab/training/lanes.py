@@ -24,7 +24,7 @@ from torch import Tensor
 
 from difflab.compute import cpu_threads
 from difflab.models.mlp import ResMLP
-from difflab.models.resmlp_fused import FusedResMLP, Tape
+from difflab.models.resmlp_fused import FusedResMLP, Tape, is_plain_resmlp
 
 
 def row_blocks(rows: int, lanes: int) -> list[slice]:
@@ -142,3 +142,10 @@ def fused_forward(laned: LanedResMLP) -> Callable[..., Tensor]:
         return _Network.apply(laned, x.detach(), t, labels, *params)
 
     return call
+
+
+def fused_or_module(model: torch.nn.Module, lanes: int = 1) -> Callable[..., Tensor]:
+    """:func:`fused_forward` of ``model`` in ``lanes`` lanes where it applies (a plain ResMLP on the CPU), else the
+    module itself: a callable with the module's signature either way."""
+    from_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    return fused_forward(LanedResMLP(model, lanes)) if from_cpu and is_plain_resmlp(model) else model
