@@ -3,8 +3,8 @@
 The tutorial's loop spends much of its time on per-step overhead, since its network is tiny. The step here computes
 the same function with less of it: noise, steps and batch indices are drawn into buffers allocated once; the
 schedule's and the target's coefficients are gathered from float32 tables on the device; the tutorial's network
-runs a hand-written forward and backward into preallocated buffers (``difflab.models.batched``; other networks use
-autograd); AdamW is torch's fused kernel, called directly on the CPU; the loss is logged into a preallocated tensor
+runs a hand-written forward and backward into preallocated buffers (``difflab.models.batched``), and so does the
+residual MLP on the CPU, in lanes (``difflab.training.fast_step``; other networks use autograd); AdamW is torch's fused kernel, called directly on the CPU; the loss is logged into a preallocated tensor
 without a host sync per step; and the CPU thread count suits the model's size (benchmarks/RESULTS.md). On CUDA,
 ``fit`` replays the whole step from a CUDA graph (``difflab.training.cuda_graph``).
 
