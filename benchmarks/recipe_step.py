@@ -56,9 +56,21 @@ def per_step(rounds: int, n: int) -> dict[str, float]:
                     tr.step()
 
         cases[f"autograd | {th}"], cases[f"fast | {th}"] = run_auto, run_fast
-    times = alternate(cases, rounds=rounds)
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+
+    def with_cpu(name: str):  # noqa: ANN202
+        def run() -> None:
+            start = time.process_time()
+            cases[name]()
+            cpu[name].append(time.process_time() - start)
+        return run
+
+    times = alternate({k: with_cpu(k) for k in cases}, rounds=rounds)
+    # CPU time of the whole process (all threads; a spinning OpenMP barrier counts): on a busy machine the
+    # 1-thread figures are the steadier ones, since waiting for a core is not counted
     return {k: median(v) / n * 1e3 for k, v in times.items()} | {
-        f"best {k}": min(v) / n * 1e3 for k, v in times.items()}
+        f"best {k}": min(v) / n * 1e3 for k, v in times.items()} | {
+        f"cpu {k}": median(v[1:]) / n * 1e3 for k, v in cpu.items()}
 
 
 def timed(argv: list[str]) -> tuple[float, float]:
@@ -138,10 +150,10 @@ def main() -> None:
     for case in ("autograd", "fast"):
         for th in (1, 2):
             k = f"{case} | {th}"
-            rows.append([case, th, ms[k], ms[f"best {k}"], ms[f"autograd | {th}"] / ms[k], base / ms[k],
-                         floors[th] / ms[k]])
-    print(table(["step", "threads", "ms/step (median)", "ms/step (best)", "× autograd (same threads)",
-                 "× autograd on 2 threads", "share of the floor"], rows))
+            rows.append([case, th, ms[k], ms[f"best {k}"], ms[f"cpu {k}"], ms[f"autograd | {th}"] / ms[k],
+                         base / ms[k], floors[th] / ms[k]])
+    print(table(["step", "threads", "ms/step (median)", "ms/step (best)", "CPU ms/step (median)",
+                 "× autograd (same threads)", "× autograd on 2 threads", "share of the floor"], rows))
     print(f"\nFloor (matrix products alone): {floors[1]:.3f} ms on 1 thread, {floors[2]:.3f} ms on 2 (best of "
           f"{floor['two'] * 1e3:.3f} on two torch threads and {floor['lanes'] * 1e3:.3f} as two lanes).")
     print(f"{args.rounds} rounds of {args.steps} steps after 1 warm-up round; {load()} at end")
