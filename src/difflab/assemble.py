@@ -48,6 +48,8 @@ def build_process(cfg: RunConfig, *, warn: bool = True) -> Process:
             raise ConfigError(f"{what}; with time = 'continuous' use one of: {', '.join(CONTINUOUS)} (with time = "
                               f"'discrete': {', '.join(SCHEDULES)})")
         return ContinuousDiffusion(d.schedule, d.T, zero_terminal_snr=d.zero_terminal_snr, **d.schedule_options)
+    if d.schedule in CONTINUOUS and d.schedule not in SCHEDULES:
+        raise ConfigError(f"schedule '{d.schedule}' has no discrete form: use time = 'continuous' (--time continuous)")
     return GaussianDiffusion(make_schedule(d.schedule, d.T, betas=d.betas, warn=warn, zero_snr=d.zero_terminal_snr,
                                            **d.schedule_options))
 
@@ -116,10 +118,14 @@ def check_config(cfg: RunConfig) -> None:
         # (any parameterization: the denoiser asks an oracle for E[ε | x_t] and E[x_0 | x_t] directly)
         raise UnworkableConfig(f"model '{m.name}' is an exact denoiser: it has no variances to learn; use --variance "
                                "fixed")
-    if d.zero_terminal_snr and d.parameterization in NEEDS_SIGNAL:
-        raise UnworkableConfig(f"zero terminal SNR makes ᾱ_T = 0, where '{d.parameterization}'-prediction cannot give x_0 "
-                          "(x_T holds nothing of it; x̂_0 = (x_T − σ ε̂)/0): use --parameterization v, x0 or edm "
-                          "(Lin et al. 2023, §3.2)")
+    if process.alpha_bar(process.t_max) == 0.0 and d.parameterization in NEEDS_SIGNAL:
+        why = "zero terminal SNR makes" if d.zero_terminal_snr else f"schedule '{d.schedule}' ends at"
+        raise UnworkableConfig(f"{why} ᾱ_T = 0, where '{d.parameterization}'-prediction cannot give x_0 (x_T holds "
+                               "nothing of it; x̂_0 = (x_T − σ ε̂)/0): use --parameterization v, x0, edm or velocity "
+                               "(Lin et al. 2023, §3.2)")
+    if param.path is not None and process.path != param.path:
+        raise UnworkableConfig(f"parameterization '{param.name}' predicts dx_t/dt of the {param.path} path x_t = (1 − t) "
+                               "x_0 + t ε: it needs --schedule rectified (time = 'continuous')")
     if s.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
     if s.grid not in GRIDS:

@@ -40,11 +40,11 @@ PLUGINS = {
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
-SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm"
+SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm | rectified"
 MODEL_NAMES = "seed | mlp"
 SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode | consistency"
 GRID_NAMES = "trailing | linspace | logsnr | karras | karras-trailing"
-PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm"
+PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm | velocity"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
 SAMPLE_DEVICES = ("auto", "cpu", "cuda")  # difflab.sampling.device.DEVICES, checked before the heavy imports
 
@@ -141,7 +141,7 @@ TRAIN_LABELS = {
     "data.source": "--data", "data.columns": "--columns", "data.n": "--n", "data.scaler": "--scaler",
     "data.categorical": "--categorical", "data.integer": "--integer", "data.continuous": "--continuous",
     "data.missing": "--missing", "data.encoding": "--encoding", "data.condition": "--condition",
-    "train.label_dropout": "--label-dropout",
+    "train.label_dropout": "--label-dropout", "train.noise_sampling": "--noise-sampling",
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
     "diffusion.time": "--time", "diffusion.variance": "--variance", "diffusion.zero_terminal_snr": "--zero-terminal-snr",
     "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
@@ -196,13 +196,15 @@ def train(
                                                "label (p_uncond, default 0.1), for classifier-free guidance."
                                                )] = None,
     schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES} (continuous time: linear, cosine, "
-                                        "sigmoid, edm).")] = None,
+                                        "sigmoid, edm, rectified = the straight path (1 − t) x0 + t ε).")] = None,
     T: Annotated[int | None, Opt("--T", help="Number of diffusion steps (continuous time: default sampling steps)."
                                  )] = None,
     time: Annotated[str | None, Opt("--time", help="discrete (T steps) | continuous (t in [0, 1]; the network sees "
                                     "the noise level).")] = None,
-    parameterization: Annotated[str | None, Opt(help=f"What the network predicts: {PARAMETERIZATION_NAMES}."
-                                                )] = None,
+    parameterization: Annotated[str | None, Opt(help=f"What the network predicts: {PARAMETERIZATION_NAMES} "
+                                                "(velocity = ε − x0, on --schedule rectified).")] = None,
+    noise_sampling: Annotated[str | None, Opt("--noise-sampling", help="Continuous time: how training draws times, "
+                                              "uniform | lognormal | logit-normal.")] = None,
     variance: Annotated[str | None, Opt("--variance", help="Reverse variances: fixed | learned-range (Nichol & "
                                         "Dhariwal 2021; hybrid loss).")] = None,
     zero_terminal_snr: Annotated[bool | None, Opt("--zero-terminal-snr/--no-zero-terminal-snr", help="Rescale the "
@@ -234,7 +236,7 @@ def train(
                       "variance": variance, "zero_terminal_snr": zero_terminal_snr},
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device,
-                  "label_dropout": label_dropout},
+                  "label_dropout": label_dropout, "noise_sampling": noise_sampling},
     }
     saved = out / "config.json"  # difflab.rundir.FILES["config"]; that module is too heavy to import this early
     if resume and config is None and preset is None and saved.is_file():

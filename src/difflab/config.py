@@ -50,7 +50,7 @@ class DiffusionConfig(_Section):
     schedule_options: dict[str, float] = Field(default_factory=dict, description="e.g. {power = 4}")
     betas: list[float] | None = Field(None, description="β_1..β_T for schedule = 'array'")
     zero_terminal_snr: bool = Field(False, description="rescale so that ᾱ_T = 0 (Lin et al. 2023); x0/v/edm only")
-    parameterization: Literal["eps", "x0", "v", "score", "mean", "edm"] = "eps"
+    parameterization: Literal["eps", "x0", "v", "score", "mean", "edm", "velocity"] = "eps"
     sigma_data: float = Field(0.5, gt=0, description="the data's std assumed by edm preconditioning")
     variance: Literal["fixed", "learned-range"] = Field(
         "fixed", description="learned-range: the network also outputs the reverse variance (Nichol & Dhariwal 2021)")
@@ -76,10 +76,13 @@ class TrainConfig(_Section):
     checkpoint_every: int = Field(1000, ge=1)
     threads: int | None = Field(None, ge=1, description="CPU threads (default: chosen for the model's size)")
     cuda_graph: bool = Field(True, description="on CUDA, replay each training step from one CUDA graph")
-    noise_sampling: Literal["uniform", "lognormal"] = Field(
-        "uniform", description="continuous time: t ~ U[t_min, 1], or ln σ ~ N(p_mean, p_std²) (Karras et al. 2022)")
+    noise_sampling: Literal["uniform", "lognormal", "logit-normal"] = Field(
+        "uniform", description="continuous time: t ~ U[t_min, 1], ln σ ~ N(p_mean, p_std²) (Karras et al. 2022), or "
+        "t = sigmoid(n), n ~ N(logit_mean, logit_std²) (Esser et al. 2024)")
     p_mean: float = Field(-1.2, description="lognormal noise sampling: mean of ln σ")
     p_std: float = Field(1.2, gt=0, description="lognormal noise sampling: std of ln σ")
+    logit_mean: float = Field(0.0, description="logit-normal time sampling: mean of logit t")
+    logit_std: float = Field(1.0, gt=0, description="logit-normal time sampling: std of logit t")
     vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
     vlb_sampling: Literal["uniform", "importance"] = Field(
         "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")

@@ -101,3 +101,20 @@ def test_per_row_t_equals_scalar_t(dim: int) -> None:
     rows = d.q_sample(x0, t, eps)
     for i, ti in enumerate(t.tolist()):
         torch.testing.assert_close(rows[i], d.q_sample(x0[i : i + 1], ti, eps[i : i + 1])[0])
+
+
+@pytest.mark.parametrize("zero_snr", [False, True], ids=["plain", "zsnr"])
+def test_log_alpha_bar_rows_equal_scalar_at_whole_and_fractional_steps(zero_snr: bool) -> None:
+    """The row form agrees with the scalar form at every whole step (as float or int) and between steps, also next
+    to log ᾱ_T = −∞ of a zero-terminal-SNR schedule (where (1 − w) log ᾱ_{T−1} + w log ᾱ_T once gave 0 · (−∞) = NaN at
+    t = T − 1)."""
+    import math
+
+    d = GaussianDiffusion(make_schedule("cosine", 20, zero_snr=zero_snr))
+    t = torch.cat([torch.arange(0, 21, dtype=torch.float64), torch.arange(0, 20, dtype=torch.float64) + 0.25])
+    rows = d.log_alpha_bar_rows(t)
+    want = torch.tensor([d.log_alpha_bar(float(v)) for v in t], dtype=torch.float64)
+    assert not torch.isnan(rows).any()
+    torch.testing.assert_close(rows, want, rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(d.log_alpha_bar_rows(torch.arange(0, 21)), want[:21], rtol=0.0, atol=0.0)
+    assert (rows[20] == -math.inf) == zero_snr

@@ -26,6 +26,7 @@ GRID_PROCESSES = {
     "edm": lambda: ContinuousDiffusion("edm"),
     "zsnr-cosine": lambda: ContinuousDiffusion("cosine", zero_terminal_snr=True),
     "zsnr-linear-vp": lambda: ContinuousDiffusion("linear", zero_terminal_snr=True),
+    "rectified": lambda: ContinuousDiffusion("rectified"),
 }
 
 
@@ -77,15 +78,15 @@ def test_discrete_karras_and_logsnr_grids_exist_for_few_steps() -> None:
         assert ts[0] == 1000 and ts[-2] == 1 and len(set(ts)) == 11
 
 
-@pytest.mark.parametrize("process", ["linear-vp", "cosine", "edm", "zsnr-cosine"])
+@pytest.mark.parametrize("process", ["linear-vp", "cosine", "edm", "zsnr-cosine", "rectified"])
 def test_logsnr_grid_is_uniform_in_log_snr(process: str) -> None:
-    """λ(t_i) = linspace(max(λ(t_max), −20), λ(t_min), K): the first time is t_max itself (λ = −∞ with zero
-    terminal SNR, where the spacing starts from −20)."""
+    """λ(t_i) = linspace(λ(t_max), λ(t_min), K): the first time is t_max itself (λ = −∞ with zero terminal SNR and
+    on the straight path, where the spacing starts from EDM's σ_max = 80, λ = −2 ln 80)."""
     d = GRID_PROCESSES[process]()
     K = 30
     ts = make_grid(d, K, "logsnr")[:-1]
     lams = np.array([d.log_snr(t) for t in ts])
-    lo = max(d.log_snr(1.0), -20.0)
+    lo = d.log_snr(1.0) if math.isfinite(d.log_snr(1.0)) else -2.0 * math.log(80.0)
     expected = np.linspace(lo, d.log_snr(d.t_min), K)
     np.testing.assert_allclose(lams[1:], expected[1:], rtol=0, atol=1e-4)  # t_of_log_snr's accuracy
     assert ts[0] == 1.0
@@ -108,3 +109,16 @@ def test_karras_grid_is_eq_5(K: int) -> None:
     sig = lambda t: math.sqrt((1 - ab_linear_vp(t)) / ab_linear_vp(t))  # noqa: E731
     got = np.array([sig(t) for t in ts])
     np.testing.assert_allclose(got, karras_sigmas(sig(1.0), sig(d.t_min), K), rtol=5e-5)
+
+
+@pytest.mark.parametrize("T", [10, 100, 997, 1000])
+def test_trailing_grid_has_K_jumps_for_every_K(T: int) -> None:
+    """Every K ≤ T gives K distinct whole steps T = t_0 > ... > t_{K−1} ≥ 1 and round(T (K − i)/K) each (a float
+    arange with step T/K once gave K + 1 times for 27 044 pairs K ≤ T ≤ 1000, e.g. T = 100, K = 29)."""
+    from fractions import Fraction
+
+    d = GaussianDiffusion(make_schedule("linear", T))
+    for K in range(1, T + 1):
+        ts = make_grid(d, K, "trailing")
+        assert len(ts) == K + 1 and ts[-1] == 0
+        assert ts[:-1] == [round(Fraction(T * (K - i), K)) for i in range(K)], K

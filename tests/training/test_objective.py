@@ -155,3 +155,51 @@ def test_non_finite_loss_stops_training_naming_the_step(dim: int) -> None:
     assert not math.isfinite(tr.loss_log[step - 1].item())
     assert torch.isfinite(tr.loss_log[: step - 1]).all()
     assert all(s < step for s in saved)  # no checkpoint after the first non-finite loss
+
+
+@pytest.mark.parametrize(("schedule", "param"), [("cosine", "v"), ("rectified", "velocity")])
+def test_time_code_is_finite_where_alpha_bar_is_zero(dim: int, schedule: str, param: str) -> None:
+    """t = 1 of a zero-terminal-SNR or straight-path process has λ = −∞: training and sampling give the network the
+    same clamped, finite noise code there (c_noise = −λ/8 once was +∞, NaN after the sinusoidal embedding: training
+    of cosine with zero terminal SNR stopped at step 95), and a real network's loss at λ = −∞ is finite."""
+    d = continuous(schedule, zero_terminal_snr=schedule == "cosine")
+    obj = Objective(d, get_parameterization(param), TrainConfig(steps=1), torch.device("cpu"))
+    lam = torch.tensor([-math.inf, -3.0, 0.0, 5.0], dtype=torch.float64)
+    x0, eps = _data(4, dim), torch.randn(4, dim, generator=torch.Generator().manual_seed(1))
+    a, s, cond, _ = obj.coefficients(lam, x0)
+    assert torch.isfinite(cond).all() and float(cond[0]) == d.net_time(1.0)
+    assert float(a[0]) == 0.0 and float(s[0]) == 1.0
+    for i, t in enumerate([1.0, *(d.t_of_log_snr(float(v)) for v in lam[1:])]):
+        assert float(cond[i]) == pytest.approx(d.net_time(t), abs=1e-5)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model("mlp", dim, 0, width=16, depth=1)
+    assert torch.isfinite(obj.loss(model, x0, eps, lam))
+
+
+def test_importance_sampling_weights_keep_the_hybrid_loss_unbiased() -> None:
+    """With p_t far from uniform (ten times the history at t = 5, 6, 7), the weighted loss over t ~ p averages to the loss averaged
+    uniformly over t (Nichol & Dhariwal 2021, §3.3), within 4 standard errors computed from the exact p and the
+    per-t losses; without the weights 1/(T p_t) it would miss by more than 10 of them."""
+    T, dim, N = 8, 2, 200_000
+    d = make_diffusion("cosine", T)
+    weighted = Objective(d, get_parameterization("eps"), TrainConfig(steps=1, vlb_sampling="importance"),
+                         torch.device("cpu"), learned_variance=True)
+    weighted.history[1:] = 1.0
+    weighted.history[5:8] = 10.0
+    weighted.counts[1:] = HISTORY
+    plain = Objective(d, get_parameterization("eps"), TrainConfig(steps=1), torch.device("cpu"), learned_variance=True)
+    x0, eps = torch.tensor([[0.4, -0.3]]), torch.tensor([[1.2, 0.5]])
+
+    def net(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # a fixed output: ε̂ = tanh(x), v = 0.3
+        return torch.cat([torch.tanh(x), torch.full_like(x, 0.3)], dim=1)
+
+    per_t = torch.tensor([float(plain.loss(net, x0, eps, torch.tensor([t]))) for t in range(1, T + 1)],
+                         dtype=torch.float64)
+    p = weighted._p_t().double()
+    t = weighted.draw(N, torch.Generator().manual_seed(0))
+    got = float(weighted.loss(net, x0.expand(N, dim), eps.expand(N, dim), t))
+    w = per_t / (T * p)
+    se = math.sqrt(float((p * w**2).sum() - per_t.mean() ** 2) / N)
+    assert abs(got - float(per_t.mean())) < 4 * se
+    assert abs(float((p * per_t).sum()) - float(per_t.mean())) > 10 * se

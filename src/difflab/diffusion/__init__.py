@@ -1,6 +1,7 @@
 """Schedules (discrete and continuous), the forward process and its posterior, parameterizations, denoisers."""
 
 from difflab.diffusion.continuous import CONTINUOUS
+from difflab.diffusion.continuous_process import ContinuousDiffusion
 from difflab.diffusion.denoiser import Denoiser
 from difflab.diffusion.parameterization import (
     PARAMETERIZATIONS,
@@ -9,7 +10,8 @@ from difflab.diffusion.parameterization import (
     Prediction,
     get_parameterization,
 )
-from difflab.diffusion.process import ContinuousDiffusion, GaussianDiffusion, Process, process_from_dict
+from difflab.diffusion.process import GaussianDiffusion, Process
+from difflab.diffusion.saved import process_from_dict
 from difflab.diffusion.schedules import SCHEDULES, Schedule, make_schedule
 
 __all__ = [

@@ -8,7 +8,14 @@ log ᾱ: the log signal-to-noise ratio λ = log ᾱ − log(1 − ᾱ) (Kingma e
 of :class:`difflab.diffusion.process.ContinuousDiffusion`.
 
 The network of a continuous-time run is conditioned on the noise level, not on t: c_noise = ¼ ln σ = −λ/8 (Karras
-et al. 2022, Table 1), so a run can be sampled on any grid of any schedule's times.
+et al. 2022, Table 1), so a run can be sampled on any grid of any schedule's times. :func:`c_noise` clamps λ to
+±:data:`LOGSNR_NET_CLAMP` first, so that t = 1 of a schedule with ᾱ(1) = 0 (zero terminal SNR, the straight path)
+gives the network a finite code; training and sampling both call it.
+
+A schedule also names its *path*, the scale of x_t: ``vp`` (variance preserving, x_t = √ᾱ x_0 + √(1 − ᾱ) ε) or
+``straight`` (x_t = α x_0 + σ ε with α + σ = 1: the rectified flow of Liu et al. 2022 and the conditional OT path of
+Lipman et al. 2023, x_t = (1 − t) x_0 + t ε). Paths with the same log-SNR differ only by a factor per time, so
+samplers work in the vp scale and the network sees the path's own x_t (:mod:`difflab.diffusion.process`).
 """
 
 from __future__ import annotations
@@ -34,14 +41,26 @@ class ContinuousSchedule:
     fn: LogAlphaBarFn
     t_min: float
     defaults: dict[str, float] = field(default_factory=dict)
+    path: str = "vp"
 
 
 CONTINUOUS: dict[str, ContinuousSchedule] = {}
+# λ is clamped to ±30 before it becomes the network's noise code: far outside what any schedule's t_min (λ ≤ 14) or
+# EDM's log-normal training draws (|λ| > 30 is 12 standard deviations away) reach, so no trained value changes,
+# while λ = −∞ at t = 1 of a zero-terminal-SNR schedule gives c_noise = 3.75 instead of +∞ (NaN in the embedding).
+LOGSNR_NET_CLAMP = 30.0
 
 
-def _register(name: str, description: str, t_min: float, **defaults: float) -> Callable[[LogAlphaBarFn], LogAlphaBarFn]:
+def c_noise(lam: Tensor) -> Tensor:
+    """The network's noise code −λ/8 = ¼ ln σ_VE (Karras et al. 2022, Table 1) of log-SNRs λ, λ clamped to
+    ±LOGSNR_NET_CLAMP (float32)."""
+    return (-lam.clamp(-LOGSNR_NET_CLAMP, LOGSNR_NET_CLAMP) / 8.0).to(torch.float32)
+
+
+def _register(name: str, description: str, t_min: float, path: str = "vp",
+              **defaults: float) -> Callable[[LogAlphaBarFn], LogAlphaBarFn]:
     def deco(fn: LogAlphaBarFn) -> LogAlphaBarFn:
-        CONTINUOUS[name] = ContinuousSchedule(name, description, fn, t_min, defaults)
+        CONTINUOUS[name] = ContinuousSchedule(name, description, fn, t_min, defaults, path)
         return fn
 
     return deco
@@ -65,7 +84,7 @@ def cosine(t: Tensor, s: float = 0.008, logsnr_min: float = -15.0) -> Tensor:
     la = 2.0 * torch.log(torch.cos((t + s) / (1.0 + s) * math.pi / 2.0)) - 2.0 * math.log(math.cos(s / (1.0 + s)
                                                                                                    * math.pi / 2.0))
     # ᾱ(1) = 0 exactly; keep λ ≥ logsnr_min so that ε-prediction can still recover x_0 (zero terminal SNR is its
-    # own option, for x_0/v-prediction)
+    # own option, for x_0/v-prediction: it lifts the floor, logsnr_min = −∞)
     return _floor_log_snr(torch.nan_to_num(la, nan=-math.inf), logsnr_min)
 
 
@@ -83,6 +102,14 @@ def sigmoid(t: Tensor, start: float = -3.0, end: float = 3.0, tau: float = 1.0, 
 def edm(t: Tensor, sigma_max: float = 80.0) -> Tensor:
     # x_VE = x_0 + σ ε is √(1 + σ²) x_VP, so ᾱ = 1 / (1 + σ²) (Karras et al. 2022, §2 and App. C.1)
     return -torch.log1p((sigma_max * t) ** 2)
+
+
+@_register("rectified", "the straight path x_t = (1 − t) x_0 + t ε (Liu et al. 2022's rectified flow; Lipman et al. "
+           "2023's conditional OT path): ᾱ(t) = (1 − t)² / ((1 − t)² + t²), λ = 2 ln((1 − t)/t), ᾱ(1) = 0",
+           t_min=0.002, path="straight")
+def rectified(t: Tensor) -> Tensor:
+    # x_t/√((1 − t)² + t²) is variance preserving, with √ᾱ = (1 − t)/√((1 − t)² + t²); t_min = 0.002 is EDM's σ_min
+    return 2.0 * torch.log1p(-t) - torch.log((1.0 - t) ** 2 + t**2)
 
 
 def get_continuous(name: str) -> ContinuousSchedule:

@@ -1,6 +1,7 @@
 """A trained network as a denoiser: ``denoiser(x_t, t) -> Prediction(ε̂, x̂_0[, v])`` for any time of its process.
 
-The network sees ``c_in · x_t`` (1 except with EDM's preconditioning) and ``process.net_time(t)`` (the step for a
+Samplers hand it the variance-preserving x_t; the network sees the process's own path's x_t (the same on a vp path,
+(1 − t) x_0 + t ε on the straight one), times ``c_in`` (1 except with EDM's preconditioning), and ``process.net_time(t)`` (the step for a
 discrete process, the noise level for a continuous one); its output is read through the parameterization. A network
 with learned variances (Nichol & Dhariwal 2021) has 2D outputs: the parameterization's D, then v. Networks that take
 only whole steps (the tutorial's one-hot time input) get the nearest step when a solver asks for a time between two.
@@ -72,7 +73,8 @@ class Denoiser:
         return hit[1]
 
     def _read(self, xt: Tensor, t: Time, out: Tensor) -> Prediction:
-        a, s = self.diffusion.alpha_sigma(t, xt)
+        """(ε̂, x̂_0) from the output for the path's x_t (ε and x_0 are the same on every scale of x_t)."""
+        a, s = self.diffusion.path_coefs(t, xt)
         post = self.diffusion.posterior_coefs(round(t), xt) if self.param.needs_posterior else None
         if self.learned_variance:
             out, v = out.chunk(2, dim=-1)
@@ -80,10 +82,16 @@ class Denoiser:
             return Prediction(eps=p.eps, x0=p.x0, v=v)
         return self.param.predict(xt, out, a, s, post)
 
+    def _path(self, xt: Tensor, t: Time) -> Tensor:
+        """The samplers' (variance-preserving) x_t on the scale of the process's path, which the network knows."""
+        k = self.diffusion.path_scale(t, xt)
+        return xt if isinstance(k, float) and k == 1.0 else xt * k
+
     def _input(self, xt: Tensor, t: Time) -> Tensor:
+        """The network's input for the path's x_t: c_in · x_t."""
         if self.param.c_in is None:
             return xt
-        return xt * self.param.c_in(*self.diffusion.alpha_sigma(t, xt))
+        return xt * self.param.c_in(*self.diffusion.path_coefs(t, xt))
 
     def predict(self, xt: Tensor, t: Time, *, labels: Tensor | int | None = None) -> Prediction:
         """The prediction with autograd on (for Jacobians: the probability-flow likelihood); ``labels``: class codes
@@ -94,10 +102,11 @@ class Denoiser:
             eps, x0 = self.model.posterior(xt.to(torch.float64), ab, **extra)
             return Prediction(eps=eps.to(xt.dtype), x0=x0.to(xt.dtype))
         nt = self._net_time(t)
-        out = self.model(self._input(xt, t), torch.full((xt.shape[0],), nt, device=xt.device,
+        xp = self._path(xt, t)
+        out = self.model(self._input(xp, t), torch.full((xt.shape[0],), nt, device=xt.device,
                                                         dtype=torch.long if isinstance(nt, int) else torch.float32),
                          *extra.values())
-        return self._read(xt, t, out)
+        return self._read(xp, t, out)
 
     @torch.no_grad()
     def __call__(self, xt: Tensor, t: Time) -> Prediction:
@@ -105,7 +114,8 @@ class Denoiser:
 
     def _call(self, xt: Tensor, t: Time, label: Label) -> Prediction:
         if hasattr(self.model, "at_step"):  # the network's own path for one t shared by all rows
-            return self._read(xt, t, self._at_step(t, label)(self._input(xt, t)))
+            xp = self._path(xt, t)
+            return self._read(xp, t, self._at_step(t, label)(self._input(xp, t)))
         return self.predict(xt, t, labels=label)
 
     @torch.no_grad()

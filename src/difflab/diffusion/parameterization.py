@@ -52,6 +52,7 @@ class Parameterization:
     weight: Scale | None = None
     needs_posterior: bool = False
     exact: Exact | None = None  # the solution written out, where that saves rounding (ε: ε̂ is the output itself)
+    path: str | None = None  # the one path (process scale) whose quantity it predicts, if any
 
     @property
     def discrete_only(self) -> bool:
@@ -89,6 +90,11 @@ def _mean(a: Tensor, s: Tensor, post: Post) -> tuple[Tensor, Tensor]:
     return ct * s, c0 + ct * a
 
 
+def _from_velocity(xt: Tensor, u: Tensor, a: Tensor, s: Tensor) -> Prediction:
+    x0 = (xt - s * u) / (a + s)
+    return Prediction(eps=x0 + u, x0=x0)
+
+
 def edm(sigma_data: float = 0.5) -> Parameterization:
     """EDM's preconditioning (Karras et al. 2022, Table 1) in our α/σ terms, with σ_VE = σ/α:
     D(x) = c_skip x_VE + c_out F(c_in x_VE), c_skip = σd²/(σ_VE² + σd²), c_out = σ_VE σd/√(σ_VE² + σd²),
@@ -123,6 +129,12 @@ PARAMETERIZATIONS: dict[str, Callable[..., Parameterization]] = {
         "mean", "predict the posterior mean μ̃(x_t, x_0) of x_{t−1} directly (Ho et al. 2020, §3.2)", _mean,
         needs_posterior=True),
     "edm": edm,
+    # On the straight path x_t = (1 − t) x_0 + t ε, dx_t/dt = ε − x_0 (Liu et al. 2022, eq. 1; Lipman et al. 2023's
+    # conditional OT field); from α x_0 + σ ε = x_t and ε − x_0 = u: x_0 = (x_t − σ u)/(α + σ), ε = x_0 + u.
+    "velocity": lambda: Parameterization(
+        "velocity", "predict the straight path's velocity u = dx_t/dt = ε − x_0 (Liu et al. 2022; Lipman et al. 2023)",
+        _const(1.0, -1.0), path="straight",
+        exact=lambda xt, out, a, s: _from_velocity(xt, out, a, s)),
 }
 DESCRIPTIONS = {name: make().description for name, make in PARAMETERIZATIONS.items()}
 

@@ -6,6 +6,13 @@ written once: ``log_alpha_bar(t)`` (t = 0 is clean data, log ᾱ = 0), ``alpha_s
 (√ᾱ_t, √(1 − ᾱ_t)) shaped to broadcast over (B, D), the ε/x_0/v conversions, and ``net_time(t)``, what the network
 is given for time t. Coefficients are float64 and cast to the data's dtype at use; a tensor ``t`` of shape (B,) gives
 one time per row of x (B, D).
+
+A process also has a *path*: the scale of x_t that the network sees and the forward process draws. Samplers,
+likelihoods and oracles work in the variance-preserving scale above; a path with another scale multiplies it by
+k(t) per time: ``vp`` (k = 1) or ``straight`` (k = 1/(α_t + σ_t), so x_t = a_t x_0 + s_t ε with a_t + s_t = 1; on the
+``rectified`` schedule a_t = 1 − t, s_t = t). Paths with one log-SNR are one process seen at another scale: the
+same marginals up to k(t), the same posteriors, the same samplers (Karras et al. 2022, §2 and eq. 4: s(t) drops out
+of every sampler written in x/α).
 """
 
 from __future__ import annotations
@@ -15,11 +22,24 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
-from difflab.diffusion.continuous import check_options, get_continuous
 from difflab.diffusion.schedules import Schedule
 
 Time = int | float
+
+# k(α, σ): the factor from the variance-preserving x_t to the path's own.
+PATH_SCALES = {
+    "vp": lambda a, s: 1.0,
+    "straight": lambda a, s: 1.0 / (a + s),
+}
+
+
+def path_coefs_of_log_snr(path: str, lam: Tensor) -> tuple[Tensor, Tensor]:
+    """(a, s) of the path's x_t = a x_0 + s ε at log-SNRs λ (rows; ᾱ = sigmoid(λ), no cancellation at either end)."""
+    a, s = torch.exp(-0.5 * F.softplus(-lam)), torch.exp(-0.5 * F.softplus(lam))
+    k = PATH_SCALES[path](a, s)
+    return a * k, s * k
 
 
 def log_snr_of(log_ab: float) -> float:
@@ -33,6 +53,7 @@ class Process:
     """What discrete and continuous processes share; subclasses give ``log_alpha_bar`` and its row form."""
 
     discrete: bool
+    path: str = "vp"  # the scale of x_t the network sees (PATH_SCALES)
     T: int  # discrete: the number of steps; continuous: the default number of sampling steps
     t_max: Time  # where sampling starts (T, or 1.0)
     t_min: Time  # the smallest time a sampler evaluates the network at (1, or the schedule's t_min)
@@ -83,6 +104,25 @@ class Process:
             f64 = torch.float64
             a, s = torch.tensor(math.exp(0.5 * la), dtype=f64), torch.tensor(math.sqrt(-math.expm1(la)), dtype=f64)
         return a.to(like.dtype), s.to(like.dtype)
+
+    # --- the path's own scale -----------------------------------------------------------------------------------
+    def path_scale(self, t: Time | Tensor, like: Tensor) -> Tensor | float:
+        """k(t): the path's x_t is k(t) times the variance-preserving one (1 for a vp path; shaped like
+        :meth:`alpha_sigma`'s coefficients)."""
+        if self.path == "vp":
+            return 1.0
+        return PATH_SCALES[self.path](*self.alpha_sigma(t, like))
+
+    def path_coefs(self, t: Time | Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+        """(a_t, s_t) of the path's x_t = a_t x_0 + s_t ε: (α_t, σ_t) times k(t)."""
+        a, s = self.alpha_sigma(t, like)
+        k = PATH_SCALES[self.path](a, s)
+        return a * k, s * k
+
+    def path_sample(self, x0: Tensor, t: Time | Tensor, noise: Tensor) -> Tensor:
+        """x_t on the path's own scale, a_t x_0 + s_t ε (the network's input; :meth:`q_sample` on a vp path)."""
+        a, s = self.path_coefs(t, x0)
+        return a * x0 + s * noise
 
     # --- forward process ---------------------------------------------------------------------------------------
     def q_mean_std(self, x0: Tensor, t: Time | Tensor) -> tuple[Tensor, Tensor]:
@@ -192,7 +232,9 @@ class GaussianDiffusion(Process):
             return table[t]
         lo = t.floor().long().clamp(max=self.T - 1)
         w = t.to(torch.float64) - lo
-        return (1.0 - w) * table[lo] + w * table[lo + 1]
+        # a whole step reads its own entry: (1 − w) a + w b would be 0 · (−∞) = NaN next to log ᾱ_T = −∞ (zero SNR)
+        mixed = (1.0 - w) * table[lo] + w * table[lo + 1]
+        return torch.where(w == 0, table[lo], torch.where(w == 1, table[lo + 1], mixed))
 
     def alpha_sigma(self, t: Time | Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
         if isinstance(t, int) or (isinstance(t, Tensor) and not t.is_floating_point()):
@@ -231,89 +273,3 @@ class GaussianDiffusion(Process):
 
     def to_dict(self) -> dict[str, object]:
         return {"time": "discrete", **self.schedule.to_dict()}
-
-
-class ContinuousDiffusion(Process):
-    """The forward process in continuous time t ∈ [0, 1] of a schedule in :mod:`difflab.diffusion.continuous`.
-
-    ``T`` is the default number of sampling steps (and of the ELBO's grid). ``zero_terminal_snr`` rescales √ᾱ so that
-    ᾱ(1) = 0 exactly, keeping ᾱ(0) = 1 (Lin et al. 2023, Alg. 1, with the clean end as anchor)."""
-
-    discrete = False
-
-    def __init__(self, name: str, T: int = 100, *, zero_terminal_snr: bool = False, **options: float) -> None:
-        self.name, self.T = name, int(T)
-        self.options = check_options(name, options)
-        self.zero_terminal_snr = zero_terminal_snr
-        self._fn = get_continuous(name).fn
-        self.t_max, self.t_min = 1.0, get_continuous(name).t_min
-        self._a1 = math.exp(0.5 * float(self._fn(torch.tensor(1.0, dtype=torch.float64), **self.options)))
-        self._lam_table: tuple[np.ndarray, np.ndarray] | None = None
-
-    def _log_ab(self, t: Tensor) -> Tensor:
-        """log ᾱ(t) for float64 times in (0, 1]."""
-        la = self._fn(t, **self.options)
-        if not self.zero_terminal_snr:
-            return la
-        a = (torch.exp(0.5 * la) - self._a1) / (1.0 - self._a1)
-        return 2.0 * torch.log(a.clamp(0.0, 1.0))
-
-    def log_alpha_bar(self, t: Time) -> float:
-        if t <= 0:
-            return 0.0
-        return float(self._log_ab(torch.tensor(min(float(t), 1.0), dtype=torch.float64)))
-
-    def log_alpha_bar_rows(self, t: Tensor) -> Tensor:
-        t = t.to(torch.float64)
-        la = self._log_ab(t.clamp(1e-12, 1.0))
-        return torch.where(t <= 0, torch.zeros_like(la), la)
-
-    @property
-    def alpha_bars(self) -> Tensor:
-        """ᾱ at the T + 1 uniform times k/T, k = 0..T (for plots and tables that think in steps)."""
-        return torch.exp(self.log_alpha_bar_rows(torch.linspace(0.0, 1.0, self.T + 1, dtype=torch.float64)))
-
-    @property
-    def betas(self) -> Tensor:
-        """β of the jumps between those times, 1 − ᾱ_k/ᾱ_{k−1} (β_0 = 0)."""
-        ab = self.alpha_bars
-        return torch.cat([torch.zeros(1, dtype=torch.float64), 1.0 - ab[1:] / ab[:-1]])
-
-    def net_time(self, t: Time | Tensor) -> Time | Tensor:
-        """c_noise = ¼ ln σ_t = −λ_t / 8 (Karras et al. 2022, Table 1): the network sees the noise level."""
-        if isinstance(t, Tensor):
-            la = self.log_alpha_bar_rows(t)
-            return (-(la - torch.log(-torch.expm1(la))) / 8.0).float()
-        return -self.log_snr(t) / 8.0
-
-    def t_of_log_snr(self, lam: float) -> float:
-        """λ decreases in t: the bracket from a table of λ at 4097 times, then bisection inside it."""
-        if self._lam_table is None:
-            grid = torch.linspace(float(self.t_min), 1.0, 4097, dtype=torch.float64)
-            la = self._log_ab(grid)
-            self._lam_table = (grid.numpy(), (la - torch.log(-torch.expm1(la))).numpy())
-        ts, lams = self._lam_table
-        if lam >= lams[0]:
-            return float(ts[0])
-        if lam <= lams[-1]:
-            return 1.0
-        k = int(np.searchsorted(-lams, -lam))  # lams[k-1] > lam >= lams[k]
-        lo, hi = float(ts[k - 1]), float(ts[k])
-        # bisection: λ(t) may have a kink (a log-SNR floor) or end at −∞ (zero terminal SNR) inside the bracket,
-        # where interpolation would stall; the bracket is 2⁻¹² wide, so 42 halvings reach ~1e-16
-        for _ in range(42):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if self.log_snr(mid) > lam else (lo, mid)
-        return 0.5 * (lo + hi)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"time": "continuous", "name": self.name, "T": self.T, "options": self.options,
-                "zero_terminal_snr": self.zero_terminal_snr}
-
-
-def process_from_dict(d: dict[str, object]) -> Process:
-    """Rebuild a process from its ``to_dict()`` (a run's schedule.json; files without "time" are discrete)."""
-    if d.get("time", "discrete") == "continuous":
-        return ContinuousDiffusion(str(d["name"]), int(d["T"]), zero_terminal_snr=bool(d.get("zero_terminal_snr")),
-                                   **dict(d.get("options") or {}))
-    return GaussianDiffusion(Schedule.from_dict(d))

@@ -29,7 +29,7 @@ from difflab.diffusion import Parameterization, Process
 from difflab.distill.loop import LoopSettings, RoundLoop
 from difflab.distill.rows import SOLVERS, RowFn, network_rows
 from difflab.errors import ConfigError
-from difflab.sampling.grids import KARRAS_RHO, LOGSNR_FLOOR
+from difflab.sampling.grids import KARRAS_RHO, lam_range
 from difflab.training.checkpoint import model_tensors, strip
 
 TABLE = 1024  # positions u of the interval's upper end along the Karras ramp, drawn uniformly
@@ -45,8 +45,7 @@ def karras_pairs(process: Process, intervals: int) -> tuple[Tensor, Tensor]:
     a continuous one float64 times."""
     if intervals < 2:
         raise ConfigError(f"consistency distillation needs at least 2 intervals, got {intervals}")
-    lo = max(process.log_snr(process.t_max), LOGSNR_FLOOR)
-    hi = process.log_snr(process.t_min)
+    lo, hi = lam_range(process)
     r_max, r_min = math.exp(-lo / 2) ** (1 / KARRAS_RHO), math.exp(-hi / 2) ** (1 / KARRAS_RHO)  # σ̄ = e^{−λ/2}
 
     def times(u: np.ndarray) -> np.ndarray:

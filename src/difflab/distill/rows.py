@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from difflab.diffusion import DenoiseFn, Parameterization, Prediction, Process
+from difflab.sampling.solvers import heun_trapezoid
 
 RowFn = Callable[[Tensor, Tensor], Prediction]
 
@@ -27,17 +28,18 @@ def network_rows(model: nn.Module, process: Process, param: Parameterization, *,
     integer_time = getattr(model, "integer_time", False)
 
     def fn(xt: Tensor, t: Tensor) -> Prediction:
-        a, s = process.alpha_sigma(t, xt)
+        xp = xt * process.path_scale(t, xt)  # the network knows the path's own x_t
+        a, s = process.path_coefs(t, xt)
         net_t = process.net_time(t)
         if integer_time and net_t.is_floating_point():  # a one-hot code knows whole steps (the Denoiser rounds)
             net_t = net_t.round().long()
         c_in = param.input_scale(a, s)
-        out = model(xt if c_in is None else xt * c_in, net_t)
+        out = model(xp if c_in is None else xp * c_in, net_t)
         if learned_variance:  # the second D outputs are the variance interpolation, not the mean's
             out = out[:, : xt.shape[1]]
         post = (process.posterior_coefs(t if not t.is_floating_point() else t.round().long(), xt)
                 if param.needs_posterior else None)
-        return param.predict(xt, out, a, s, post)
+        return param.predict(xp, out, a, s, post)
 
     return fn
 
@@ -80,10 +82,10 @@ def heun_rows(teacher: RowFn, process: Process, x: Tensor, t: Tensor, s: Tensor)
     a_t, _ = process.alpha_sigma(t, x)
     a_s, _ = process.alpha_sigma(s, x)
     heun = (s > 0) & (a_t.reshape(-1) > 0)
-    if bool(heun.any()):  # the trapezoid of dx̄/dσ̄ = ε̂ at both ends
+    if bool(heun.any()):  # the samplers' corrector, trapezoid of dx̄/dσ̄ = ε̂ (x_0 form on long jumps)
         sig_t, sig_s = sigma_bar(process, t, x)[heun], sigma_bar(process, s, x)[heun]
-        eps_s = teacher(out[heun], s[heun]).eps
-        out[heun] = a_s[heun] * (x[heun] / a_t[heun] + (sig_s - sig_t) * 0.5 * (pred.eps[heun] + eps_s))
+        first = Prediction(eps=pred.eps[heun], x0=pred.x0[heun])
+        out[heun] = a_s[heun] * heun_trapezoid(x[heun] / a_t[heun], sig_t, sig_s, first, teacher(out[heun], s[heun]))
     return out
 
 

@@ -19,8 +19,8 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ROUND_STEPS = {"progressive": 250, "consistency": 1500}
 # The grid a consistency student is sampled on, for a continuous and a discrete process (multistep consistency
 # sampling re-noises to its times; uniform in t is uniform in σ for EDM's schedule, where 4 calls then re-noise to
-# σ = 60, 40, 20).
-CONSISTENCY_GRID = {False: "karras", True: "trailing"}
+# σ = 60, 40, 20; karras ends at σ_min, where f(x, σ_min) = x by the boundary condition: a wasted call).
+CONSISTENCY_GRID = {False: "karras-trailing", True: "trailing"}
 # The command-line option behind each setting, to name it in error messages.
 LABELS = {"method": "--method", "steps": "--steps", "teacher_steps": "--teacher-steps", "round_steps":
           "--round-steps", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "intervals": "--intervals",

@@ -39,7 +39,7 @@ import math
 import torch
 from torch import Tensor
 
-from difflab.diffusion.parameterization import DenoiseFn
+from difflab.diffusion.parameterization import DenoiseFn, Prediction
 from difflab.diffusion.process import Process, Time
 from difflab.errors import ConfigError, DataError
 from difflab.sampling.grids import make_grid
@@ -78,15 +78,20 @@ def prior_kl(d: Process, x0: Tensor) -> Tensor:
     return 0.5 * (ab * x0.pow(2) + v - 1.0 - math.log(v)).sum(dim=1)
 
 
-def mean_gap(d: Process, x0: Tensor, xt: Tensor, eps_hat: Tensor, t: Time, s: Time | None = None) -> Tensor:
-    """c (x_0 − x̂_0), c = √ᾱ_s β_{t|s} / (1 − ᾱ_t) the x_0-coefficient of the posterior mean, written with ε̂ instead
-    of x̂_0: c x̂_0 = β_{t|s} / (√α_{t|s} (1 − ᾱ_t)) · (x_t − √(1 − ᾱ_t) ε̂).
+def mean_gap(d: Process, x0: Tensor, xt: Tensor, pred: Prediction, t: Time, s: Time | None = None) -> Tensor:
+    """c (x_0 − x̂_0), c = √ᾱ_s β_{t|s} / (1 − ᾱ_t) the x_0-coefficient of the posterior mean (Ho et al. 2020,
+    eq. 7), from the prediction (float64).
 
-    No division by √ᾱ_t, which underflows on long schedules (seed-linear or poly at T = 1000: ᾱ_T < 1e-100), where
-    x̂_0 itself overflows although the gap is finite."""
+    Where ᾱ_t > 0 it is written with ε̂ instead of x̂_0, c x̂_0 = β_{t|s} / (√α_{t|s} (1 − ᾱ_t)) · (x_t − √(1 − ᾱ_t) ε̂):
+    no division by √ᾱ_t, which underflows on long schedules (seed-linear or poly at T = 1000: ᾱ_T < 1e-100), where
+    x̂_0 itself overflows although the gap is finite. Where ᾱ_t = 0 (zero terminal SNR, the straight path's t = 1)
+    α_{t|s} = 0 and that form is 0/0, while x̂_0 is the network's own finite prediction: the x_0 form."""
     s, beta, _ = _jump(d, t, s)
     ab_t, ab_s = d.alpha_bar(t), d.alpha_bar(s)
     c = math.sqrt(ab_s) * beta / (1.0 - ab_t)
+    if beta >= 1.0:
+        return c * (x0 - pred.x0.to(torch.float64))
+    eps_hat = pred.eps.to(torch.float64)
     return c * x0 - (beta / (math.sqrt(1.0 - beta) * (1.0 - ab_t))) * (xt - math.sqrt(1.0 - ab_t) * eps_hat)
 
 
@@ -178,7 +183,7 @@ def elbo_terms(
                 decoder[lo : lo + chunk_size] = decoder_nll(diffusion, x, pred.x0.to(torch.float64), t,
                                                             variance=variance, v=v)
             else:
-                gap = mean_gap(diffusion, x, xt, pred.eps.to(torch.float64), t, s)
+                gap = mean_gap(diffusion, x, xt, pred, t, s)
                 kl[lo : lo + chunk_size] += step_kl(diffusion, x, None, t, variance, gap=gap, s=s, v=v)
     per_draw = {"prior": prior_kl(diffusion, x0), "diffusion": kl, "decoder": decoder}
     out = {k: v.reshape(n_noise, n).mean(dim=0) for k, v in per_draw.items()}

@@ -9,7 +9,9 @@ We integrate in the variance-exploding variables of :mod:`difflab.sampling.ode`:
 f = σ̄ ε̂(α x̄, t(σ̄)) and tr(∂f/∂x̄) = σ̄ α tr(∂ε̂/∂x). At the data end x̄ = x_0 (the density there is that of
 x_0 + σ̄(t_ε) ε, t_ε = the process's t_min, as Song et al. take ε > 0); at the noise end x_T = α_T x̄ has the
 prior N(0, I), so log p_1(x̄) = log N(α_T x̄; 0, I) + D log α_T. The trace is exact (D backward passes) for D ≤ 16
-and Hutchinson's estimate zᵀ (∂ε̂/∂x) z with one Rademacher z per point above (Grathwohl et al. 2019). scipy's
+and Hutchinson's estimate zᵀ (∂ε̂/∂x) z with one Rademacher z per point above (Grathwohl et al. 2019). Where
+ᾱ(t_max) = 0 (zero terminal SNR, the straight path) the ODE is integrated on the process's own path in t instead
+(:mod:`difflab.sampling.pf_ode`), from a_{t_min} x_0 to x_1 ~ N(0, I), with the same change of variables. scipy's
 ``solve_ivp`` solves all points of a chunk together to ``rtol``/``atol``.
 
 Units: nats per dimension in the data's own units, −(log p_scaled + log|det J_scaler|)/D, as the ELBO reports.
@@ -26,8 +28,10 @@ from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from difflab.diffusion.denoiser import Denoiser
+from difflab.diffusion.parameterization import Prediction
 from difflab.diffusion.process import Process
 from difflab.errors import ConfigError, DataError, DifflabError
+from difflab.sampling.pf_ode import pf_ode_form
 
 EXACT_TRACE_MAX_DIM = 16
 DEFAULT_CHUNK = 1024
@@ -50,35 +54,39 @@ def _chunk_log_p(denoiser: Denoiser, d: Process, x0: Tensor, *, dtype: torch.dty
                  hutchinson: bool, generator: torch.Generator | None) -> tuple[Tensor, int]:
     """log p (scaled space, summed over dimensions) of the rows ``x0`` (float64), and the network calls made."""
     n, D = x0.shape
+    form = pf_ode_form(d)
     t0, t1 = d.t_min, d.t_max
-    u0, u1 = math.log(d.sigma(t0)), math.log(d.sigma(t1))
+    u0, u1 = form.u_of(t0), form.u_of(t1)
     z = None
     if hutchinson:
-        z = (torch.randint(0, 2, (n, D), generator=generator) * 2 - 1).to(dtype)
+        z = (torch.randint(0, 2, (n, D), generator=generator) * 2 - 1).to(torch.float64)
     calls = [0]
 
-    def rhs(u: float, y: np.ndarray) -> np.ndarray:
-        t = d.t_of_log_snr(-2.0 * u)
-        a, sig = math.sqrt(d.alpha_bar(t)), math.exp(u)
-        xbar = torch.as_tensor(y[: n * D], dtype=torch.float64).reshape(n, D)
-        with torch.enable_grad():
-            x = (a * xbar).to(dtype).requires_grad_(True)
-            eps = denoiser.predict(x, t).eps
-            tr = _trace(eps, x, z)
-        calls[0] += 1
-        dx = (sig * eps.detach().to(torch.float64)).reshape(-1)
-        dlogp = sig * a * tr.detach().to(torch.float64)
-        return torch.cat([dx, dlogp]).numpy()
+    def predict(x: Tensor, t: float) -> Prediction:
+        pred = denoiser.predict(x.to(dtype), t)
+        return Prediction(eps=pred.eps.to(torch.float64), x0=pred.x0.to(torch.float64))
 
-    y0 = np.concatenate([x0.reshape(-1).numpy(), np.zeros(n)])
+    def rhs(u: float, y: np.ndarray) -> np.ndarray:
+        state = torch.as_tensor(y[: n * D], dtype=torch.float64).reshape(n, D)
+        with torch.enable_grad():
+            state = state.requires_grad_(True)
+            f = form.drift(predict, state, u)
+            tr = _trace(f, state, z)
+        calls[0] += 1
+        return torch.cat([f.detach().reshape(-1), tr.detach()]).numpy()
+
+    # the data end: x_{t_min} ≈ α x_0 (x̄ = x_0 in the ve form), whose density is that of x_0 times |det ∂y/∂x_0|
+    start = form.to_state(math.sqrt(d.alpha_bar(t0)) * x0, t0)
+    y0 = np.concatenate([start.reshape(-1).numpy(), np.zeros(n)])
     sol = solve_ivp(rhs, (u0, u1), y0, method="RK45", rtol=rtol, atol=atol)
     if not sol.success:
         raise DifflabError(f"probability-flow likelihood: the ODE solver stopped: {sol.message}")
     end = torch.as_tensor(sol.y[:, -1])
-    xbar1, integral = end[: n * D].reshape(n, D), end[n * D :]
-    a1 = math.sqrt(d.alpha_bar(t1))
-    prior = -0.5 * (a1 * xbar1).pow(2).sum(dim=1) - 0.5 * D * math.log(2.0 * math.pi) + D * math.log(a1)
-    return prior + integral, calls[0]
+    y1, integral = end[: n * D].reshape(n, D), end[n * D :]
+    # the noise end: x_{t_max} ~ N(0, I) in the samplers' (variance-preserving) scale
+    x1 = form.from_state(y1, t1)
+    prior = -0.5 * x1.pow(2).sum(dim=1) - 0.5 * D * math.log(2.0 * math.pi) - form.log_det_to_x(t1, D)
+    return prior + integral + form.log_det_to_x(t0, D) + 0.5 * D * d.log_alpha_bar(t0), calls[0]
 
 
 def ode_nll(
@@ -114,9 +122,7 @@ def ode_nll(
     if not (rtol > 0 and atol > 0):
         raise ConfigError(f"rtol and atol must be positive, got {rtol}, {atol}")
     d = denoiser.diffusion
-    if d.alpha_bar(d.t_max) == 0.0:
-        raise ConfigError("the probability-flow likelihood needs ᾱ(t_max) > 0 (its prior end); this run has zero "
-                          "terminal SNR")
+    pf_ode_form(d)  # a one-line ConfigError where the ODE has no form (a discrete process with ᾱ_T = 0)
     n, D = x0_scaled.shape
     hutch = D > EXACT_TRACE_MAX_DIM if hutchinson is None else hutchinson
     params = list(getattr(denoiser.model, "parameters", lambda: [])())

@@ -5,6 +5,9 @@ The denoiser's x̂_0 is the consistency function f(x_t, t): one call at t_max gi
 the grid puts noise back, x_τ = α_τ x̂_0 + σ_τ z (the paper's x̂ + √(τ² − ε²) z in variance-preserving form, with its
 ε at σ̄ = 0), and asks f again. K grid times cost K network calls. With a denoiser that is not a consistency model
 it still runs (denoise, re-noise, denoise), but only a consistency model makes x̂_0(x_T) a sample in one call.
+A grid that ends at t_min (karras, linspace) spends its last call there, where f(x, σ_min) = x by the boundary
+condition (it adds σ_min's noise and nothing else); students sample on karras-trailing, whose K times all lie
+above σ_min.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The training loss for any process and parameterization, with learned variances and their hybrid loss.
 
-Per row: a time (a step t ~ U{1..T}; in continuous time t ~ U[t_min, 1], or ln σ ~ N(P_mean, P_std²) as in Karras
-et al. 2022, §5), α = √ᾱ, σ = √(1 − ᾱ), x_t = α x_0 + σ ε, and the simple loss w(α, σ) ‖f(c_in x_t, c(t)) − target‖²/D
+Per row: a time (a step t ~ U{1..T}; in continuous time t ~ U[t_min, 1], ln σ ~ N(P_mean, P_std²) as in Karras
+et al. 2022, §5, or t = sigmoid(n), n ~ N(m, s²), as in Esser et al. 2024), α and σ of the process's path (√ᾱ and
+√(1 − ᾱ) on a variance-preserving one; 1 − t and t on the straight path), x_t = α x_0 + σ ε, and the simple loss w(α, σ) ‖f(c_in x_t, c(t)) − target‖²/D
 (Ho et al. 2020, eq. 14, with each parameterization's target and weight). With learned variances (Nichol & Dhariwal
 2021) the network's second half v sets log Σ = v log β_t + (1 − v) log β̃_t (eq. 15) and the loss is the hybrid
 L_simple + λ L_vlb (§3.1), L_vlb = Σ_t L_t estimated by T · L_t at the drawn t, L_t in bits per dimension and the
@@ -20,8 +21,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from difflab.config import TrainConfig
+from difflab.diffusion.continuous import c_noise
 from difflab.diffusion.parameterization import Parameterization
-from difflab.diffusion.process import GaussianDiffusion, Process
+from difflab.diffusion.process import GaussianDiffusion, Process, path_coefs_of_log_snr
 
 HISTORY = 10  # Nichol & Dhariwal 2021, §3.3: the last 10 values of each L_t
 UNIFORM_SHARE = 1e-3  # improved-diffusion's floor on p_t, so that no step is starved
@@ -61,14 +63,28 @@ class Objective:
             if out is None:
                 out = torch.empty(B, dtype=torch.long, device=self.device)
             return torch.randint(1, self.T + 1, (B,), generator=generator, out=out, device=self.device)
-        cfg = self.cfg
-        if cfg.noise_sampling == "lognormal":
-            n = torch.randn(B, generator=generator, device=self.device, dtype=torch.float64)
-            return -2.0 * (cfg.p_mean + cfg.p_std * n)  # λ = −2 ln σ
-        u = torch.rand(B, generator=generator, device=self.device, dtype=torch.float64)
-        t = self.process.t_min + (1.0 - self.process.t_min) * u
+        return NOISE_SAMPLING[self.cfg.noise_sampling](self, B, generator)
+
+    def _log_snr_at(self, t: Tensor) -> Tensor:
         la = self.process.log_alpha_bar_rows(t)
         return la - torch.log(-torch.expm1(la))
+
+    def _lognormal(self, B: int, generator: torch.Generator) -> Tensor:
+        """ln σ ~ N(P_mean, P_std²) (Karras et al. 2022, §5), as λ = −2 ln σ."""
+        n = torch.randn(B, generator=generator, device=self.device, dtype=torch.float64)
+        return -2.0 * (self.cfg.p_mean + self.cfg.p_std * n)
+
+    def _uniform(self, B: int, generator: torch.Generator) -> Tensor:
+        """t ~ U[t_min, 1]."""
+        u = torch.rand(B, generator=generator, device=self.device, dtype=torch.float64)
+        return self._log_snr_at(self.process.t_min + (1.0 - self.process.t_min) * u)
+
+    def _logit_normal(self, B: int, generator: torch.Generator) -> Tensor:
+        """t = sigmoid(n), n ~ N(m, s²) (Esser et al. 2024, §3.1: more weight in the middle of the path), kept in
+        [t_min, 1]."""
+        n = torch.randn(B, generator=generator, device=self.device, dtype=torch.float64)
+        t = torch.sigmoid(self.cfg.logit_mean + self.cfg.logit_std * n)
+        return self._log_snr_at(t.clamp(min=self.process.t_min))
 
     def _p_t(self) -> Tensor:
         w = self.history[1:].pow(2).mean(dim=1).sqrt()
@@ -90,10 +106,8 @@ class Objective:
             a, s = self._a[times].unsqueeze(1), self._s[times].unsqueeze(1)
             post = (self._c0[times].unsqueeze(1), self._ct[times].unsqueeze(1)) if self.param.needs_posterior else None
             return a, s, times, post
-        lam = times
-        a = torch.exp(-0.5 * F.softplus(-lam)).unsqueeze(1).to(like.dtype)  # ᾱ = sigmoid(λ)
-        s = torch.exp(-0.5 * F.softplus(lam)).unsqueeze(1).to(like.dtype)
-        return a, s, (-lam / 8.0).to(torch.float32), None  # c_noise = ¼ ln σ_VE = −λ/8
+        a, s = path_coefs_of_log_snr(self.process.path, times)  # the path's own x_t = a x_0 + s ε, at ᾱ = sigmoid(λ)
+        return a.unsqueeze(1).to(like.dtype), s.unsqueeze(1).to(like.dtype), c_noise(times), None
 
     def loss(self, model: nn.Module, x0: Tensor, eps: Tensor, times: Tensor, labels: Tensor | None = None) -> Tensor:
         """The step's loss; ``labels`` (B,): each row's class code for a conditional network (K: no label)."""
@@ -146,3 +160,8 @@ class Objective:
         if self.importance and "vlb_history" in tensors:
             self.history.copy_(tensors["vlb_history"])
             self.counts.copy_(tensors["vlb_counts"])
+
+
+# How a continuous-time run draws its training times, by the name of ``[train] noise_sampling``; each returns log-SNRs.
+NOISE_SAMPLING = {"lognormal": Objective._lognormal, "uniform": Objective._uniform,
+                  "logit-normal": Objective._logit_normal}
