@@ -37,9 +37,11 @@ def _one_thread():
         yield
 
 
-# (parameterization, time, noise sampling): everything the recipe's Trainer can be given
+# (parameterization, time, noise sampling): everything the recipe's Trainer can be given; "straight": the straight
+# path x_t = (1 − t) x_0 + t ε (α + σ = 1, not α² + σ² = 1) with its velocity target ε − x_0
 MODES = [(p, "discrete", "uniform") for p in ("eps", "x0", "v", "score", "mean", "edm")] + [
-    (p, "continuous", s) for p in ("eps", "x0", "v", "score", "edm") for s in ("uniform", "lognormal")]
+    (p, "continuous", s) for p in ("eps", "x0", "v", "score", "edm") for s in ("uniform", "lognormal")] + [
+    ("velocity", "straight", s) for s in ("uniform", "logit-normal")] + [("edm", "continuous", "logit-normal")]
 # the options rotate over the modes, so that each is met with several of them
 OPTIONS = [dict(ema=0.9), dict(grad_clip=0.3, lr_schedule="cosine", warmup=3), dict(ema=0.5, grad_clip=1.0),
            dict(lr_schedule="cosine", warmup=2)]
@@ -48,8 +50,9 @@ OPTIONS = [dict(ema=0.9), dict(grad_clip=0.3, lr_schedule="cosine", warmup=3), d
 def _pair(dim: int, param: str, time: str, sampling: str, *, lanes: int = 1, classes: int = 0, steps: int = 8,
           learned: bool = False, **options):  # noqa: ANN003, ANN202
     """A fast and an autograd Trainer from the same initial weights, data and seed."""
-    T = 0 if time == "continuous" else 20
-    process = continuous("edm" if param == "edm" else "cosine", 20) if time == "continuous" else discrete("cosine", 20)
+    T = 0 if time in ("continuous", "straight") else 20
+    process = {"continuous": lambda: continuous("edm" if param == "edm" else "cosine", 20),
+               "straight": lambda: continuous("rectified", 20), "discrete": lambda: discrete("cosine", 20)}[time]()
     cfg = TrainConfig(steps=steps, seed=3, lr=3e-3, batch_size=32, threads=lanes, noise_sampling=sampling, **options)
     g = torch.Generator().manual_seed(dim)
     x = torch.rand(90, dim, generator=g) * 2 - 1
