@@ -1,14 +1,15 @@
 """Where a computation runs: the device, how many CPU threads suit it, and what to say when a GPU path falls back.
 
 Small networks on a CPU are a special case: torch's threads meet in a barrier after every operation, and on a
-machine whose other cores are busy a thread that is not scheduled stalls the others (benchmarks/RESULTS.md).
+machine whose other cores are busy a thread that is not scheduled stalls the others (benchmarks/RESULTS.md). The
+thread count is still chosen from the network's size and the machine alone, never from the load, so that a config
+trains the same model whatever else runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 import warnings
 from collections.abc import Iterator
 
@@ -25,54 +26,33 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-_IDLE_CACHE: list[float] = []  # [time measured, idle cores]
+SMALL_WORK = 10_000_000  # multiply-adds per step (parameters × rows) below which one thread is faster
+MAX_THREADS = 2  # the most threads measured to pay for difflab's networks (a 2-core machine; benchmarks/RESULTS.md)
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(idle, total) jiffies of all cores since boot, from /proc/stat (Linux); None elsewhere."""
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity (``os.sched_getaffinity``; elsewhere ``os.cpu_count()``),
+    at most torch's own thread setting (``OMP_NUM_THREADS``, ``torch.set_num_threads``; a sweep's worker process
+    sets 1). A property of the machine and the process, never of the current load."""
     try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user..steal
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, torch.get_num_threads()))
 
 
-def idle_cores(window: float = 0.05) -> float:
-    """Cores that other processes leave free now: idle CPU time over a ``window`` of seconds times the core count
-    (Linux; elsewhere the core count minus the 1-minute load average). Reused for 2 s after a measurement."""
-    now = time.monotonic()
-    if _IDLE_CACHE and now - _IDLE_CACHE[0] < 2.0:
-        return _IDLE_CACHE[1]
-    cores = os.cpu_count() or 1
-    before = _cpu_times()
-    if before is not None:
-        time.sleep(window)
-        after = _cpu_times()
-        total = after[1] - before[1] if after else 0
-        idle = cores * (after[0] - before[0]) / total if after and total > 0 else float(cores)
-    else:
-        try:
-            idle = cores - os.getloadavg()[0]
-        except (OSError, AttributeError):
-            idle = float(cores)
-    _IDLE_CACHE[:] = [now, idle]
-    return idle
+def default_threads(n_params: int, batch: int, cores: int | None = None) -> int:
+    """Torch threads (or the fast step's lanes) for a CPU step of ``n_params`` × ``batch`` multiply-adds: one below
+    :data:`SMALL_WORK`, else the usable cores (:func:`usable_cores`, or ``cores``), at most :data:`MAX_THREADS`.
 
-
-def default_threads(n_params: int, batch: int) -> int:
-    """Torch threads for a CPU step of ``n_params`` × ``batch`` multiply-adds: one, unless the work is large enough
-    to share and other processes leave cores idle (:func:`idle_cores`); then the idle cores, at most torch's own
-    thread count.
-
-    Measured on a 2-core AMD EPYC shared with other processes (benchmarks/RESULTS.md): for the tutorial's network
-    (2·10⁷ multiply-adds per step) two threads made a step ~1.5x faster while the other core was idle, and 5-20x
-    slower while another process used it: every matrix product ends in a barrier where one thread waits for the
-    other to be scheduled again. Below ~10⁷ the barriers cost more than the second core gives even on an idle
-    machine."""
-    if n_params * batch < 10_000_000:
+    A function of the network's size and the machine only, so that one config gives one model: a rule that
+    followed the idle cores trained another model whenever another process was busy (issue 17). Measured on a
+    2-core AMD EPYC (benchmarks/RESULTS.md): below ~10⁷ multiply-adds a second thread's hand-offs cost more than
+    it computes; the residual MLP of the recommended recipe (1.2·10⁵ parameters × 256 rows) and the tutorial's
+    network at its full batch (2.3·10⁴ × 1000) run faster on two. More than two were not measured."""
+    if n_params * batch < SMALL_WORK:
         return 1
-    return max(1, min(torch.get_num_threads(), int(idle_cores() + 0.5)))  # round: 1.6 idle cores -> 2
+    return max(1, min(cores or usable_cores(), MAX_THREADS))
 
 
 @contextlib.contextmanager

@@ -209,7 +209,12 @@ def test_batch_key_groups_what_can_train_together() -> None:
     assert batch_key(resolve_config("seed", overrides={"diffusion": {"T": 20}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"steps": 10}})) != batch_key(base)
     assert batch_key(resolve_config("seed", overrides={"train": {"cuda_graph": False}})) != batch_key(base)
-    assert batch_key(resolve_config("recommended")) is None  # continuous time: trained one by one
+    on_gpu = {"train": {"device": "cuda"}}
+    assert batch_key(resolve_config("recommended", overrides=on_gpu)) is None  # continuous time: not stacked
+    cpu = resolve_config("recommended", overrides={"train": {"device": "cpu"}})
+    assert batch_key(cpu) is not None  # on a CPU the residual MLP trains as members of their own, any process
+    assert batch_key(resolve_config("recommended", overrides={"train": {"device": "cpu"}, "diffusion": {
+        "time": "discrete", "schedule": "linear", "variance": "learned-range"}})) is not None
     discrete = {"diffusion": {"time": "discrete", "schedule": "cosine", "parameterization": "v"}}
     rec = resolve_config("recommended", overrides=discrete)
     assert batch_key(rec) is not None and batch_key(rec) != batch_key(base)

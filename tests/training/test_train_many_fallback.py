@@ -75,7 +75,7 @@ def test_failed_batch_trains_the_members_one_by_one(tmp_path: Path, dim: int, fa
     cfgs = _configs(tmp_path, dim)
     refs = [train_run(c, tmp_path / f"ref{s}", progress=False) for s, c in enumerate(cfgs)]
     if failure == "build":
-        monkeypatch.setattr(many, "make_trainer", _oom)
+        monkeypatch.setattr(many, "_batched_trainer", _oom)
     else:
         monkeypatch.setattr(StackedTrainer, "apply_update", _kernel_error_at_step(5))
     outs = [tmp_path / f"m{s}" for s in range(2)]
@@ -94,7 +94,7 @@ def test_failed_batch_trains_the_members_one_by_one(tmp_path: Path, dim: int, fa
 def test_fallback_keeps_checkpoint_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """checkpoint=False holds on the fallback path too: no checkpoint.safetensors."""
     cfgs = _configs(tmp_path, 2, model="mlp")
-    monkeypatch.setattr(many, "make_trainer", _oom)
+    monkeypatch.setattr(many, "_batched_trainer", _oom)
     with pytest.warns(FallbackWarning):
         train_many(cfgs, [tmp_path / "a", tmp_path / "b"], checkpoint=False)
     for out in ("a", "b"):

@@ -80,8 +80,8 @@ class Consistency(RoundLoop):
         self.process, self.teacher, self.solver, self.mu = process, teacher, SOLVERS[solver], ema
         self.t_hi, self.t_lo = (t.to(self.device) for t in karras_pairs(process, intervals))
         self.target = copy.deepcopy(student).eval().requires_grad_(False)
-        self.student_fn = network_rows(student, process, param)
-        self.target_fn = network_rows(self.target, process, param)
+        self.student_fn = network_rows(self.network, process, param)
+        self.target_fn = network_rows(self.fused(self.target), process, param)
 
     def loss(self, x0: Tensor) -> Tensor:
         d = self.process

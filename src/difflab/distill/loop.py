@@ -20,6 +20,7 @@ from difflab.compute import cpu_threads, default_threads
 from difflab.errors import DifflabError
 from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
+from difflab.training.lanes import fused_or_module
 from difflab.training.optim import AdamW
 
 
@@ -30,13 +31,24 @@ class DistillationDiverged(DifflabError):
 @dataclass(frozen=True)
 class LoopSettings:
     """``round_steps`` optimizer steps per round on batches of ``batch_size`` rows; AdamW at ``lr`` (decayed
-    linearly to 0 over each round), ``seed`` for every draw, a checkpoint every ``checkpoint_every`` steps."""
+    linearly to 0 over each round), ``seed`` for every draw, a checkpoint every ``checkpoint_every`` steps;
+    ``fused``: a residual MLP (student, teacher, target) runs its hand-written forward and backward
+    (:mod:`difflab.training.lanes`), False: the module under autograd."""
 
     round_steps: int
     batch_size: int
     lr: float
     seed: int = 0
     checkpoint_every: int = 500
+    fused: bool = True
+
+
+def loop_threads(model: nn.Module, batch_size: int) -> int | None:
+    """The CPU threads (the fused network's lanes) of a loop training ``model`` on ``batch_size`` rows: the rule of
+    :func:`~difflab.compute.default_threads`; None off the CPU."""
+    if next(model.parameters()).device.type != "cpu":
+        return None
+    return default_threads(sum(p.numel() for p in model.parameters()), batch_size)
 
 
 class RoundLoop:
@@ -54,6 +66,13 @@ class RoundLoop:
         self.losses: list[float] = []
         self.opt = self._optimizer()
         self.seconds = 0.0
+        self.threads = loop_threads(student, settings.batch_size)
+        self.network = self.fused(student)  # the student as the methods call it
+
+    def fused(self, model: nn.Module) -> Callable[..., Tensor]:
+        """``model`` as a callable with its signature: the hand-written network in this loop's lanes (one per
+        thread) where that applies (:func:`~difflab.training.lanes.fused_or_module`), else the module."""
+        return fused_or_module(model, self.threads or 1) if self.settings.fused else model
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return AdamW(self.student.parameters(), lr=self.settings.lr, weight_decay=0.0, fused=True)
@@ -98,10 +117,9 @@ class RoundLoop:
         every ``checkpoint_every`` steps and at the end of every round."""
         s = self.settings
         start = time.perf_counter()
-        n_params = sum(p.numel() for p in self.student.parameters())
-        threads = default_threads(n_params, s.batch_size) if self.device.type == "cpu" else None
         bar = progress_bar(self.total_steps(), initial=self.done_steps(), desc="distill", enabled=progress)
-        with cpu_threads(threads):
+        # the fused network's lanes run one torch thread each
+        with cpu_threads(1 if self.network is not self.student else self.threads):
             while self.round < self.rounds:
                 if self.step == 0:
                     self.opt = self._optimizer()

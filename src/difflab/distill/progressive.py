@@ -97,7 +97,7 @@ class Progressive(RoundLoop):
         self.process, self.param = process, param
         self.original = self.teacher = teacher
         self.teacher_net: nn.Module | None = None
-        self.student_fn = network_rows(student, process, param)
+        self.student_fn = network_rows(self.network, process, param)
         self.grid0 = torch.tensor(teacher_grid(process, steps, teacher_steps), device=self.device,
                                   dtype=torch.long if process.discrete else torch.float64)
 
@@ -108,7 +108,7 @@ class Progressive(RoundLoop):
     def begin_round(self) -> None:
         if self.round > 0:  # the last round's student teaches this one (Alg. 2: η ← θ)
             self.teacher_net = copy.deepcopy(self.student).eval().requires_grad_(False)
-            self.teacher = network_rows(self.teacher_net, self.process, self.param)
+            self.teacher = network_rows(self.fused(self.teacher_net), self.process, self.param)
 
     def loss(self, x0: Tensor) -> Tensor:
         d = self.process
@@ -133,4 +133,4 @@ class Progressive(RoundLoop):
             net = copy.deepcopy(self.student)
             net.load_state_dict(strip(tensors, "teacher."))
             self.teacher_net = net.eval().requires_grad_(False)
-            self.teacher = network_rows(self.teacher_net, self.process, self.param)
+            self.teacher = network_rows(self.fused(self.teacher_net), self.process, self.param)

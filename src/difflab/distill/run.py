@@ -28,7 +28,7 @@ from difflab.compute import resolve_device
 from difflab.config import RunConfig
 from difflab.diffusion import get_parameterization
 from difflab.distill.consistency import Consistency
-from difflab.distill.loop import LoopSettings, RoundLoop
+from difflab.distill.loop import LoopSettings, RoundLoop, loop_threads
 from difflab.distill.progressive import Progressive, default_teacher_steps, levels, student_grid
 from difflab.distill.rows import network_rows
 from difflab.distill.settings import CONSISTENCY_GRID, DEVICES, DistillSettings, make_settings
@@ -38,6 +38,7 @@ from difflab.lock import LOCK_FILE, writing
 from difflab.models import build_model
 from difflab.rundir import FILES, Run, arch_meta, load_run, save_model, write_loss
 from difflab.sampling.output import check_writable
+from difflab.training.lanes import fused_or_module
 from difflab.weights import load_weights, save_weights
 
 DISTILL_FILE = FILES["distill"]
@@ -111,13 +112,14 @@ def make_loop(teacher: Run, student: nn.Module, cfg: RunConfig, settings: Distil
     """The method's loop on the teacher's training rows (scaled), with the teacher's network as its teacher."""
     t_cfg = teacher.config.diffusion
     t_param = get_parameterization(t_cfg.parameterization, sigma_data=t_cfg.sigma_data)
-    teach = network_rows(teacher.model.to(device).eval(), teacher.diffusion, t_param,
-                         learned_variance=t_cfg.variance == "learned-range")
+    student = student.to(device)
+    teacher_net = teacher.model.to(device).eval()
+    teach = network_rows(fused_or_module(teacher_net, loop_threads(student, settings.batch_size) or 1),
+                         teacher.diffusion, t_param, learned_variance=t_cfg.variance == "learned-range")
     s_param = get_parameterization(cfg.diffusion.parameterization, sigma_data=cfg.diffusion.sigma_data)
     x = torch.as_tensor(teacher.scaler.transform(teacher.train), dtype=torch.float32)
     loop_settings = LoopSettings(round_steps=settings.steps_per_round, batch_size=settings.batch_size, lr=settings.lr,
                                  seed=settings.seed, checkpoint_every=settings.checkpoint_every)
-    student = student.to(device)
     if settings.method == "progressive":
         return Progressive(teach, student, teacher.diffusion, s_param, x, loop_settings, steps=settings.steps,
                            teacher_steps=n_teacher)

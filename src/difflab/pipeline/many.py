@@ -10,12 +10,14 @@ from pathlib import Path
 import torch
 
 from difflab.assemble import build_process, check_config, initial_network, is_oracle, network_shape
-from difflab.compute import warn_fallback
+from difflab.compute import default_threads, warn_fallback
 from difflab.config import RunConfig
 from difflab.data.prepare import prepare_data
+from difflab.diffusion import Process
 from difflab.errors import ConfigError, DataError, DifflabError
 from difflab.lock import writing
-from difflab.pipeline.single import initial_model, train_run
+from difflab.pipeline.single import initial_model, train_run, with_threads
+from difflab.pipeline.single import make_trainer as make_run_trainer
 from difflab.rundir import (
     FILES,
     Run,
@@ -26,32 +28,44 @@ from difflab.rundir import (
     write_run_files,
 )
 from difflab.training.batched import make_trainer
+from difflab.training.members import MemberTrainers
+from difflab.training.stacked import StackedTrainer
 from difflab.weights import save_weights
+
+
+def runs_as_members(cfg: RunConfig) -> bool:
+    """True where :func:`train_many` trains a config as a member of its own (:class:`~difflab.training.members.
+    MemberTrainers`: the residual MLP on the CPU, its fast step), which runs every process and parameterization."""
+    t = cfg.train
+    on_cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+    return cfg.model.name == "mlp" and on_cpu
 
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
     """A key equal for configs that :func:`train_many` can train together; None for models that are not trained
-    (the oracles) and for what the batched trainers do not run (continuous time, learned variances, class labels,
-    and parameterizations other than eps, x0, v). Conservative: configs with different keys might still fit together
-    (e.g. two toys of equal size)."""
+    (the oracles), for class labels, and for what the stacked trainers do not run (continuous time, learned
+    variances, parameterizations other than eps, x0, v) unless the config runs as a member of its own
+    (:func:`runs_as_members`). Conservative: configs with different keys might still fit together (e.g. two toys
+    of equal size)."""
     d, t, p = cfg.data, cfg.train, cfg.diffusion
-    if is_oracle(cfg.model.name) or p.time != "discrete" or p.variance != "fixed" or d.condition is not None or \
-            p.parameterization not in ("eps", "x0", "v") or d.encoding in ("multinomial", "masked"):
+    if is_oracle(cfg.model.name) or d.condition is not None or d.encoding in ("multinomial", "masked"):
+        return None
+    members = runs_as_members(cfg)
+    if not members and (p.time != "discrete" or p.variance != "fixed" or p.parameterization not in ("eps", "x0", "v")):
         return None
     data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
     model = (cfg.model.name, tuple(sorted((k, repr(v)) for k, v in cfg.model.options.items())))
-    return (model, cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.cuda_graph, t.ema is None, data)
+    return (model, cfg.diffusion.T, t.steps, t.batch_size, t.device, t.threads, t.cuda_graph, t.ema is None, data,
+            members)
 
 
 def sweep_key(cfg: RunConfig) -> Hashable | None:
     """:func:`batch_key` where batching pays, which is what ``difflab sweep`` groups by; else None.
 
-    It pays for the tutorial's network everywhere (its hand-written step) and for other networks on a GPU. On a
-    CPU torch.func's batched step (vmapped matrix products, a decomposed LayerNorm backward) ran slower than runs in
-    turn below ~16 members (benchmarks/RESULTS.md), so there those cells run in parallel processes instead."""
-    t = cfg.train
-    on_cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
-    return None if cfg.model.name != "seed" and on_cpu else batch_key(cfg)
+    It pays for the tutorial's network everywhere (its hand-written step) and for other networks on a GPU. On a CPU
+    the residual MLP's cells run in the sweep's worker processes, each with its fast step: as fast as members in
+    threads (:class:`~difflab.training.members.MemberTrainers`), and a process is not slowed by another's Python."""
+    return None if cfg.model.name != "seed" and runs_as_members(cfg) else batch_key(cfg)
 
 
 def train_many(
@@ -96,8 +110,7 @@ def _train_locked(cfgs: list[RunConfig], outs: list[Path], *, progress: bool, ch
     models = [initial_model(c, d, dim) for c, d in zip(cfgs, diffusions, strict=True)]
     names = [n for n, _ in models[0].named_parameters()]
     try:  # everything on the device, before the first file is written
-        trainer = make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
-                               [c.diffusion.parameterization for c in cfgs])
+        trainer = _batched_trainer(cfgs, models, diffusions, xs)
         share = trainer.fit(progress=progress) / M
         losses = trainer.loss_log.cpu()
         states = [trainer.member_state(m, names) for m in range(M)]
@@ -109,6 +122,7 @@ def _train_locked(cfgs: list[RunConfig], outs: list[Path], *, progress: bool, ch
         return None
     runs = []
     for m, (c, o, data, d) in enumerate(zip(cfgs, outs, datas, diffusions, strict=True)):
+        c = with_threads(c, trainer.threads)
         o.mkdir(parents=True, exist_ok=True)
         write_run_files(o, c, data, d)
         meta = {**arch_meta(c, dim, network_shape(c, d, dim)["T"], data.columns), "step": trainer.step_count, "seconds": share, "batched": M}
@@ -122,6 +136,19 @@ def _train_locked(cfgs: list[RunConfig], outs: list[Path], *, progress: bool, ch
         runs.append(Run(o, c, data.columns, data.scaler, d, model.eval(), data.toy, data.train, data.heldout, share,
                         table=data.table))
     return runs
+
+
+def _batched_trainer(cfgs: list[RunConfig], models: list[torch.nn.Module], diffusions: list[Process],
+                     xs: list[torch.Tensor]) -> StackedTrainer | MemberTrainers:
+    """Members of their own (:func:`runs_as_members`), each trained by the Trainer ``train_run`` builds (one
+    thread: the members share the cores), or one stacked trainer for all."""
+    if runs_as_members(cfgs[0]):
+        one = [c.model_copy(update={"train": c.train.model_copy(update={"threads": 1})}) for c in cfgs]
+        trainers = [make_run_trainer(c, m, d, x) for c, m, d, x in zip(one, models, diffusions, xs, strict=True)]
+        n_params = sum(p.numel() for p in models[0].parameters())
+        return MemberTrainers(trainers, lanes=default_threads(n_params, trainers[0].B))
+    return make_trainer(models, diffusions, torch.stack(xs), [c.train for c in cfgs],
+                        [c.diffusion.parameterization for c in cfgs])
 
 
 def _one_by_one(cfgs: list[RunConfig], outs: list[Path], *, progress: bool, checkpoint: bool) -> list[Run]:

@@ -24,7 +24,6 @@ from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.io import write_json
 from difflab.lock import writing
 from difflab.models import MODELS
-from difflab.pipeline.select import HeldoutSelector, every
 from difflab.rundir import (
     FILES,
     Run,
@@ -62,6 +61,14 @@ def make_trainer(cfg: RunConfig, model: torch.nn.Module, process: Process, x: to
     return Trainer(model, process, x, cfg.train, parameterization=param,
                    learned_variance=d.variance == "learned-range", labels=labels, n_classes=n_classes,
                    objective=objective)
+
+
+def with_threads(cfg: RunConfig, threads: int | None) -> RunConfig:
+    """``cfg`` with the thread count its run used (``train.threads``, when the config left it to the rule), so that
+    config.json trains the same model again on another machine (issue 17)."""
+    if cfg.train.threads is not None or threads is None:
+        return cfg
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
 
 
 def check_checkpoint(out: Path, saved: Any, meta: dict[str, Any], cfg: RunConfig) -> int:
@@ -136,12 +143,18 @@ def _train_locked(cfg: RunConfig, out: Path, *, resume: bool, progress: bool, da
     if resume:
         tensors, saved = load_weights(out / FILES["checkpoint"])
         step = check_checkpoint(out, saved, meta, cfg)
-    selector = HeldoutSelector(cfg, data, diffusion, out) if cfg.train.select == "heldout" else None
+    selector = None
+    if cfg.train.select == "heldout":
+        # on use: the held-out scores need difflab.evaluation (scipy, sklearn: ~1 s of every `difflab train`)
+        from difflab.pipeline.select import HeldoutSelector, every
+
+        selector = HeldoutSelector(cfg, data, diffusion, out)
     model = initial_model(cfg, diffusion, dim, n_classes=classes, layout=layout)
     cadence = cfg if selector is None else cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"checkpoint_every": min(cfg.train.checkpoint_every, every(cfg.train.steps))})})
     trainer = make_trainer(cadence, model, diffusion, data.model_input, labels=data.labels, n_classes=classes,
                            layout=layout)
+    cfg = with_threads(cfg, trainer.threads)
     earlier = 0.0
     if resume:
         try:

@@ -3,8 +3,8 @@
 The tutorial's loop spends much of its time on per-step overhead, since its network is tiny. The step here computes
 the same function with less of it: noise, steps and batch indices are drawn into buffers allocated once; the
 schedule's and the target's coefficients are gathered from float32 tables on the device; the tutorial's network
-runs a hand-written forward and backward into preallocated buffers (``difflab.models.batched``; other networks use
-autograd); AdamW is torch's fused kernel, called directly on the CPU; the loss is logged into a preallocated tensor
+runs a hand-written forward and backward into preallocated buffers (``difflab.models.batched``), and so does the
+residual MLP on the CPU, in lanes (``difflab.training.fast_step``; other networks use autograd); AdamW is torch's fused kernel, called directly on the CPU; the loss is logged into a preallocated tensor
 without a host sync per step; and the CPU thread count suits the model's size (benchmarks/RESULTS.md). On CUDA,
 ``fit`` replays the whole step from a CUDA graph (``difflab.training.cuda_graph``).
 
@@ -29,6 +29,7 @@ from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
 from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer, warn_graph_failed
 from difflab.training.ema import EMA
+from difflab.training.fast_step import FastStep, fast_step_applies
 from difflab.training.labels import LabelDropout
 from difflab.training.objective import Objective
 from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
@@ -100,6 +101,8 @@ class Trainer:
             self._eps_target = self.param.name == "eps"
             self._target_coef = [c.to(self.device, torch.float32) for c in target_tables(diffusion, self.param.name)]
         self.net = self._fused_net() if fusable else None
+        # The residual MLP's hand-written step (difflab.training.fast_step), on the objective's own rows
+        self.fast = FastStep(self, self.threads or 1) if fused and not fusable and fast_step_applies(self) else None
         self._direct_adamw = self.device.type == "cpu" and plain_fused_adamw(self.opt)
         self._stepped = False
 
@@ -156,6 +159,8 @@ class Trainer:
 
     def compute_grads(self) -> Tensor:
         """Draw, forward and backward: the gradients of this step's loss in ``p.grad``; returns the loss."""
+        if self.fast is not None:
+            return self.fast.compute_grads()
         if self.net is None:
             x0, t, eps = self.draw()
             loss = self.loss(x0, t, eps, self.draw_labels())
@@ -207,7 +212,7 @@ class Trainer:
         graphed = self._graphed(graph)
         bar = progress_bar(self.cfg.steps, initial=self.step_count, desc="train", enabled=progress)
         checked = self.step_count
-        with cpu_threads(self.threads):
+        with cpu_threads(1 if self.fast is not None else self.threads):  # the fast step's lanes: 1 torch thread each
             while self.step_count < self.cfg.steps:
                 if graphed is not None:
                     graphed.replay()
