@@ -83,6 +83,8 @@ class TrainConfig(_Section):
     p_std: float = Field(1.2, gt=0, description="lognormal noise sampling: std of ln σ")
     logit_mean: float = Field(0.0, description="logit-normal time sampling: mean of logit t")
     logit_std: float = Field(1.0, gt=0, description="logit-normal time sampling: std of logit t")
+    coupling: str = Field("none", description="how each batch pairs noise with data: none (independent) | ot "
+                          "(minibatch optimal transport, Tong et al. 2023; per class for a conditional run)")
     vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
     vlb_sampling: Literal["uniform", "importance"] = Field(
         "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")

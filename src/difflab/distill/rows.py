@@ -27,17 +27,20 @@ def network_rows(model: nn.Module, process: Process, param: Parameterization, *,
     integer_time = getattr(model, "integer_time", False)
 
     def fn(xt: Tensor, t: Tensor) -> Prediction:
-        a, s = process.alpha_sigma(t, xt)
+        # the network knows the path's own x_t = a x_0 + s ε (the straight path's, or the vp one itself): the
+        # samplers' variance-preserving x_t times k(t), as the Denoiser hands it over
+        a, s = process.path_coefs(t, xt)
+        xp = xt if process.path == "vp" else xt * process.path_scale(t, xt)
         net_t = process.net_time(t)
         if integer_time and net_t.is_floating_point():  # a one-hot code knows whole steps (the Denoiser rounds)
             net_t = net_t.round().long()
         c_in = param.input_scale(a, s)
-        out = model(xt if c_in is None else xt * c_in, net_t)
+        out = model(xp if c_in is None else xp * c_in, net_t)
         if learned_variance:  # the second D outputs are the variance interpolation, not the mean's
             out = out[:, : xt.shape[1]]
         post = (process.posterior_coefs(t if not t.is_floating_point() else t.round().long(), xt)
                 if param.needs_posterior else None)
-        return param.predict(xt, out, a, s, post)
+        return param.predict(xp, out, a, s, post)
 
     return fn
 

@@ -33,7 +33,7 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
     (e.g. two toys of equal size)."""
     d, t, p = cfg.data, cfg.train, cfg.diffusion
     if is_oracle(cfg.model.name) or p.time != "discrete" or p.variance != "fixed" or d.condition is not None or \
-            p.parameterization not in ("eps", "x0", "v"):
+            p.parameterization not in ("eps", "x0", "v") or t.coupling != "none":
         return None
     data = (d.source, tuple(d.columns) if d.columns else None, d.n, d.holdout)
     model = (cfg.model.name, tuple(sorted((k, repr(v)) for k, v in cfg.model.options.items())))
