@@ -35,8 +35,8 @@ def distill(
                                     "2e-3).")] = None,
     intervals: Annotated[int | None, Opt(help="consistency: jumps N of the teacher's ODE discretisation (default "
                                          "18).")] = None,
-    solver: Annotated[str | None, Opt(help="consistency: the teacher's ODE step; reflow: the sampler of the pairs; "
-                                      "heun | ddim (default heun).")] = None,
+    solver: Annotated[str | None, Opt(help="consistency: the teacher's ODE step, heun | ddim; reflow: the sampler "
+                                      "of the pairs on the teacher's grid, heun | ddim | ode (default heun).")] = None,
     ema: Annotated[float | None, Opt(help="consistency: EMA decay μ of the target network (default 0.95).")] = None,
     seed: Annotated[int | None, Opt(help="Seed of the batches, times and noise (default 0).")] = None,
     checkpoint_every: Annotated[int | None, Opt(help="Steps between checkpoints (default 500; one per round "

@@ -2,8 +2,8 @@
 the teacher's probability-flow ODE couples, x_0 = ODE_teacher(ε), instead of independent noise and data.
 
 Each round draws ``pairs`` noise rows ε ~ N(0, I) (from the loop's generator), solves the current teacher's ODE from
-each to its sample x_0 (the teacher's deterministic sampler: Heun, Karras et al. 2022 Alg. 1, on Karras's grid of
-``teacher_steps`` jumps, or DDIM), and trains the student by flow matching on their straight interpolation,
+each to its sample x_0 (a deterministic sampler on the teacher's own grid: Heun, Karras et al. 2022 Alg. 1, in
+``teacher_steps`` jumps by default, or DDIM, or the adaptive ODE solver), and trains the student by flow matching on their straight interpolation,
 
     x_t = (1 − t) x_0 + t ε,  t ~ U[0, 1],  loss ‖v_θ(x_t, t) − (ε − x_0)‖² / D   (Liu et al. 2022, eq. 1).
 
@@ -22,28 +22,29 @@ each round's student after it, on the same noise rows, so the record shows what 
 from __future__ import annotations
 
 import copy
+
 import torch
 from torch import Tensor, nn
 
+from difflab.compute import cpu_threads, default_threads
 from difflab.diffusion import DenoiseFn, Denoiser, Parameterization, Process
 from difflab.distill.loop import LoopSettings, RoundLoop
 from difflab.errors import ConfigError
 from difflab.evaluation.straightness import straight_velocity, straightness
 from difflab.sampling import get_sampler, make_grid
-from difflab.training.checkpoint import model_tensors, strip
 
-PAIR_SAMPLERS = {"heun": "heun", "ddim": "ddim"}  # --solver → the sampler that draws the pairs
-PAIR_GRID = "karras"  # Karras et al.'s ρ = 7 ramp: dense near the data, where the ODE bends most
+PAIR_SAMPLERS = ("heun", "ddim", "ode")  # --solver: the deterministic samplers that may draw the pairs
 STRAIGHTNESS_ROWS = 2000
 STRAIGHTNESS_SEED = 12_345  # its own generator: measuring S draws nothing from the training stream
 CHECK_ROWS = 256  # rows of each round's pairs solved again on twice the jumps, to measure the pairs' error
 
 
-def pair_plan(process: Process, solver: str, steps: int) -> tuple[str, str, int]:
-    """(sampler, grid, jumps) that draw the pairs on ``process``: ``steps`` jumps (at most T for a discrete one)."""
+def pair_plan(process: Process, solver: str, steps: int, grid: str) -> tuple[str, str, int]:
+    """(sampler, grid, jumps) that draw the pairs on ``process``: ``solver`` on the teacher's own ``grid`` with
+    ``steps`` jumps (at most T for a discrete process; ``ode``: the adaptive solver, whose grid only records)."""
     if solver not in PAIR_SAMPLERS:
         raise ConfigError(f"reflow: unknown pair sampler '{solver}'; choose one of: {', '.join(PAIR_SAMPLERS)}")
-    return PAIR_SAMPLERS[solver], PAIR_GRID, min(steps, process.T) if process.discrete else steps
+    return solver, grid, min(steps, process.T) if process.discrete else steps
 
 
 @torch.no_grad()
@@ -54,13 +55,16 @@ def ode_pairs(denoise: DenoiseFn, process: Process, noise: Tensor, plan: tuple[s
 
 
 class Reflow(RoundLoop):
-    """``teacher``: the teacher's denoiser on ``teacher_process``; ``student``: a velocity network on the straight
-    ``process`` (``param``: velocity); ``x``: the training rows (only their shape and device are used: the pairs are
-    the data). ``rounds`` rounds of ``round_steps`` steps, each on ``pairs`` fresh pairs."""
+    """``teacher``: the teacher's denoiser on ``teacher_process``, sampled on its ``teacher_grid``; ``student``: a
+    velocity network on the straight ``process`` (``param``: velocity), sampled on ``student_grid`` when it teaches
+    the next round; ``x``: the training rows (only their shape and device are used: the pairs are the data).
+    ``rounds`` rounds of ``round_steps`` steps, each on ``pairs`` fresh pairs drawn by ``solver`` in ``pair_steps``
+    jumps."""
 
     def __init__(self, teacher: DenoiseFn, teacher_process: Process, student: nn.Module, process: Process,
                  param: Parameterization, x: Tensor, settings: LoopSettings, *, rounds: int = 1, pairs: int = 10_000,
-                 solver: str = "heun", pair_steps: int = 32) -> None:
+                 solver: str = "heun", pair_steps: int = 32, teacher_grid: str = "karras",
+                 student_grid: str = "trailing") -> None:
         super().__init__(student, x, settings)
         if process.path != "straight" or param.name != "velocity":
             raise ConfigError("reflow trains a velocity model on the straight path (--schedule rectified)")
@@ -69,6 +73,8 @@ class Reflow(RoundLoop):
         self.rounds, self.n_pairs = rounds, pairs
         self.teacher, self.teacher_process = teacher, teacher_process
         self.process, self.param, self.solver, self.pair_steps = process, param, solver, pair_steps
+        self.grids = (teacher_grid, student_grid)
+        pair_plan(teacher_process, solver, pair_steps, teacher_grid)  # a bad solver fails before any work
         dim = x.shape[1]
         self.z = torch.empty(0, dim, device=self.device)  # this round's pairs (ε, x_0)
         self.x0 = torch.empty(0, dim, device=self.device)
@@ -78,21 +84,21 @@ class Reflow(RoundLoop):
         self.pair_errors: list[float] = []  # RMS of x_0 against the same ODE on twice the jumps, per round
 
     # --- the round's teacher and its pairs ----------------------------------------------------------------------
-    def round_teacher(self) -> tuple[DenoiseFn, Process]:
-        """Round 0: the teacher; round r: round r − 1's student, frozen (k-rectified flow)."""
+    def round_teacher(self) -> tuple[DenoiseFn, Process, str]:
+        """Round 0: the teacher; round r: round r − 1's student, frozen (k-rectified flow); with its grid."""
         if self.round == 0:
-            return self.teacher, self.teacher_process
+            return self.teacher, self.teacher_process, self.grids[0]
         frozen = copy.deepcopy(self.student).eval().requires_grad_(False)
-        return Denoiser(frozen, self.process, self.param.name), self.process
+        return Denoiser(frozen, self.process, self.param.name), self.process, self.grids[1]
 
     def measure(self, denoise: DenoiseFn, process: Process) -> float:
         return straightness(straight_velocity(denoise, process), self.probe)[0]
 
     def begin_round(self) -> None:
-        denoise, process = self.round_teacher()
+        denoise, process, grid = self.round_teacher()
         if len(self.straightness) == self.round:  # the S of this round's teacher (round r's: student r − 1)
             self.straightness.append(self.measure(denoise, process))
-        plan = pair_plan(process, self.solver, self.pair_steps)
+        plan = pair_plan(process, self.solver, self.pair_steps, grid)
         self.z = self.noise(torch.empty(self.n_pairs, self.x.shape[1], device=self.device))
         self.x0 = ode_pairs(denoise, process, self.z, plan).to(torch.float32)
         if not torch.isfinite(self.x0).all():
@@ -106,8 +112,10 @@ class Reflow(RoundLoop):
         """After the last round: the straightness of each round's student (the last one's measured here, the
         others' when the next round began with them as teacher)."""
         if len(self.straightness) < self.rounds + 1:
-            self.straightness.append(self.measure(Denoiser(self.student.eval(), self.process, self.param.name),
-                                                  self.process))
+            n_params = sum(p.numel() for p in self.student.parameters())
+            with cpu_threads(default_threads(n_params, STRAIGHTNESS_ROWS) if self.device.type == "cpu" else None):
+                self.straightness.append(self.measure(Denoiser(self.student.eval(), self.process, self.param.name),
+                                                      self.process))
 
     # --- one batch ----------------------------------------------------------------------------------------------
     def batch(self) -> Tensor:
@@ -140,7 +148,7 @@ class Reflow(RoundLoop):
 
     def record(self) -> dict[str, object]:
         """What distill.json keeps of the method: S per round and the pairs' sampler and error."""
-        sampler, grid, steps = pair_plan(self.teacher_process, self.solver, self.pair_steps)
+        sampler, grid, steps = pair_plan(self.teacher_process, self.solver, self.pair_steps, self.grids[0])
         return {"straightness": {"teacher": self.straightness[0] if self.straightness else None,
                                  "rounds": self.straightness[1:]},
                 "straightness_estimate": f"Liu et al. 2022's S on {STRAIGHTNESS_ROWS} noise rows, Euler with 100 "

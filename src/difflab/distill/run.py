@@ -30,8 +30,7 @@ from torch import nn
 from difflab.assemble import build_process, is_oracle, network_shape
 from difflab.compute import resolve_device
 from difflab.config import RECOMMENDED, RunConfig
-from difflab.diffusion import Process
-from difflab.diffusion import get_parameterization
+from difflab.diffusion import Process, get_parameterization
 from difflab.distill.consistency import Consistency
 from difflab.distill.loop import LoopSettings, RoundLoop
 from difflab.distill.progressive import Progressive, default_teacher_steps, levels, student_grid
@@ -160,7 +159,7 @@ def make_loop(teacher: Run, student: nn.Module, cfg: RunConfig, settings: Distil
     if settings.method == "reflow":
         return Reflow(teacher.denoiser(), teacher.diffusion, student, student_process(teacher, cfg), s_param, x,
                       loop_settings, rounds=settings.rounds, pairs=settings.pairs, solver=settings.solver,
-                      pair_steps=n_teacher)
+                      pair_steps=n_teacher, teacher_grid=teacher.config.sample.grid, student_grid=cfg.sample.grid)
     if settings.method == "progressive":
         return Progressive(teach, student, teacher.diffusion, s_param, x, loop_settings, steps=settings.steps,
                            teacher_steps=n_teacher)

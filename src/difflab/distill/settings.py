@@ -45,8 +45,8 @@ class DistillSettings(BaseModel):
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate, decayed linearly to 0 within each round")
     seed: int = Field(0, description="seed of the batches, times and noise")
     intervals: int = Field(18, ge=2, description="consistency: jumps of the teacher's ODE grid (Song et al.: 18)")
-    solver: Literal["heun", "ddim"] = Field("heun", description="consistency: the teacher's ODE step; reflow: the "
-                                            "sampler of the pairs")
+    solver: Literal["heun", "ddim", "ode"] = Field("heun", description="consistency: the teacher's ODE step (heun "
+                                                   "| ddim); reflow: the sampler of the pairs (heun | ddim | ode)")
     rounds: int = Field(1, ge=1, description="reflow: rounds k of k-rectified flow (Liu et al. 2022)")
     pairs: int = Field(DEFAULT_PAIRS, ge=2, description="reflow: (ε, x_0) pairs drawn from the teacher per round")
     ema: float = Field(0.95, ge=0, lt=1, description="consistency: decay μ of the target network")
