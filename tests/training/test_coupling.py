@@ -156,3 +156,24 @@ def test_deterministic_samplers_are_accepted() -> None:
     for sampler in ("ddim", "dpm++", "heun", "ode"):
         check_config(resolve_config(overrides={"train": {"coupling": "ot"}, "sample": {"sampler": sampler}}))
     assert set(COUPLINGS) == {"none", "ot"}
+
+
+def test_a_coupled_run_samples_deterministically_only(tmp_path) -> None:
+    """A coupled run (EDM's process, tiny): its own ddim samples; --sampler ddpm, ddim with eta > 0 and the ELBO are
+    one-line refusals; a bare budget of calls skips the measured SDE pair (dpm++-sde at 4 calls) for the next."""
+    from difflab.evaluation.report import evaluate_run
+    from difflab.pipeline import train_run
+    from difflab.sample import sample_run, sampling_kwargs
+
+    cfg = resolve_config(overrides={"train": {"coupling": "ot", "steps": 20, "batch_size": 64, "warmup": 0},
+                                    "model": {"options": {"width": 16, "depth": 1}}, "data": {"n": 200},
+                                    "sample": {"sampler": "ddim"}})
+    run = train_run(cfg, tmp_path / "run", progress=False)
+    x, _ = sample_run(run, 20, device="cpu", steps=3)
+    assert np.isfinite(x).all()
+    for over, match in [({"sampler": "ddpm"}, "sampler 'ddpm'"), ({"sampler": "ddim", "eta": 0.5}, "eta 0.5")]:
+        with pytest.raises(ConfigError, match=match):
+            sample_run(run, 5, device="cpu", **over)
+    assert sampling_kwargs(run, steps=4)["sampler"] == "dpm++"
+    with pytest.raises(ConfigError, match="--elbo: .* coupling 'ot'"):
+        evaluate_run(run.path, n=10, repeats=1, metrics=["w1"], with_elbo=True)
