@@ -67,11 +67,11 @@ def label(options: dict[str, Any]) -> str:
     return " · ".join(str(options[k]) for k in ("sampler", "grid", "steps") if k in options) or "its own sampler"
 
 
-def best_rows(family: str, toy: str, seed: int, samples_of: Any, candidates: Any, scorer: Scorer, proxy: Proxy
-              ) -> list[dict[str, Any]]:
+def best_rows(family: str, toy: str, seed: int, samples_of: Any, candidates: Any, scorer: Scorer, proxy: Proxy,
+              calls_list: list[int]) -> list[dict[str, Any]]:
     """Per budget: the candidates' proxy W1, then the best one on the full yardstick."""
     rows = []
-    for calls in CALLS:
+    for calls in calls_list:
         tried = {}
         for key, options in candidates(calls):
             x = samples_of(key, options)
@@ -87,8 +87,8 @@ def best_rows(family: str, toy: str, seed: int, samples_of: Any, candidates: Any
     return rows
 
 
-def run_family(name: str, toy: str, seed: int, work: Path, results: dict[str, Any], scorer: Scorer, proxy: Proxy
-               ) -> None:
+def run_family(name: str, toy: str, seed: int, work: Path, results: dict[str, Any], scorer: Scorer, proxy: Proxy,
+               calls: list[int]) -> None:
     key = f"{name}|{toy}|{seed}"
     if key in results["built"] and any(r["family"] == name and r["toy"] == toy and r["seed"] == seed
                                        for r in results["rows"]):
@@ -100,7 +100,7 @@ def run_family(name: str, toy: str, seed: int, work: Path, results: dict[str, An
         return sample_run(runs[run_key], N_SAMPLES, seed=1000 + seed, device="cpu", **options)[0]
 
     fam = FAMILIES[name]
-    results["rows"] += best_rows(name, toy, seed, samples_of, lambda c: fam.candidates(built, c), scorer, proxy)
+    results["rows"] += best_rows(name, toy, seed, samples_of, lambda c: fam.candidates(built, c), scorer, proxy, calls)
     write_json(work / "results.json", results)
 
 
@@ -122,7 +122,7 @@ def build(name: str, toy: str, seed: int, work: Path, results: dict[str, Any]) -
 
 
 def run_peer(toy: str, seed: int, work: Path, results: dict[str, Any], scorer: Scorer, proxy: Proxy,
-             python: str) -> None:
+             python: str, calls: list[int]) -> None:
     """torchcfm's OT-CFM on the edm run's training rows (scaled as difflab scales them), for its CPU seconds."""
     if any(r["family"] == PEER and r["toy"] == toy and r["seed"] == seed for r in results["rows"]):
         return
@@ -134,17 +134,17 @@ def run_peer(toy: str, seed: int, work: Path, results: dict[str, Any], scorer: S
         out = Path(tmp) / "samples.npz"
         done = subprocess.run([python, str(Path(__file__).parent / "_torchcfm_peer.py"), "--train", str(rows),
                                "--out", str(out), "--cpu-seconds", str(edm.train_cpu_s), "--seed", str(seed),
-                               "--calls", ",".join(map(str, CALLS)), "--n", str(N_SAMPLES)],
+                               "--calls", ",".join(map(str, calls)), "--n", str(N_SAMPLES)],
                               capture_output=True, text=True, check=True)
         info = json.loads(done.stdout.strip().splitlines()[-1])
         samples = {k: run.scaler.inverse_transform(v) for k, v in np.load(out).items()}
     results["built"][f"{PEER}|{toy}|{seed}"] = {"runs": {}, "train_cpu_s": info["train_cpu_s"], "distill_cpu_s": 0.0,
                                                 "info": {"steps": info["steps"]}}
 
-    def candidates(calls: int) -> list[tuple[str, dict[str, Any]]]:
-        return [(k, {}) for k in samples if int(k.split("-")[1]) == calls]
+    def candidates(c: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(k, {}) for k in samples if int(k.split("-")[1]) == c]
 
-    results["rows"] += best_rows(PEER, toy, seed, lambda k, _: samples[k], candidates, scorer, proxy)
+    results["rows"] += best_rows(PEER, toy, seed, lambda k, _: samples[k], candidates, scorer, proxy, calls)
     write_json(work / "results.json", results)
 
 
@@ -152,6 +152,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--toys", default=",".join(DATASETS))
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--calls", default=",".join(map(str, CALLS)), help="budgets of network calls to score")
+    ap.add_argument("--peer-only", action="store_true", help="run only the peer (for toys whose edm run is kept)")
     ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated names (see --list)")
     ap.add_argument("--list", action="store_true", help="list the families and exit")
     ap.add_argument("--peer-python", default="/work/venvs/torchcfm/bin/python",
@@ -164,6 +166,7 @@ def main() -> None:
             print(f"{f.name}: {f.about}")
         return
     toys, seeds = args.toys.split(","), [int(s) for s in args.seeds.split(",")]
+    calls = [int(c) for c in args.calls.split(",")]
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in families if f not in FAMILIES] + [t for t in toys if t not in DATASETS]
     if unknown:
@@ -176,10 +179,10 @@ def main() -> None:
     for toy in toys:
         for seed in seeds:
             scorer, proxy = Scorer(DATASETS[toy], seed), Proxy(DATASETS[toy], seed)
-            for name in families:
-                run_family(name, toy, seed, args.work, results, scorer, proxy)
+            for name in [] if args.peer_only else families:
+                run_family(name, toy, seed, args.work, results, scorer, proxy, calls)
             if peer:
-                run_peer(toy, seed, args.work, results, scorer, proxy, peer)
+                run_peer(toy, seed, args.work, results, scorer, proxy, peer, calls)
     results["machine"] = f"{machine('cpu')}; {load()} at the end"
     write_json(store, results)
     if args.page:

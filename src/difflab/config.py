@@ -204,7 +204,23 @@ TABLE: dict[str, Any] = {
     "sample": {"sampler": "ddpm", "variance": "small"},
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE}
+# One training, few calls (issue 15, item 5): the straight path x_t = (1 − t) x_0 + t ε with a velocity network,
+# logit-normal times and minibatch OT coupling, sampled by Euler's method (DDIM on this path) in 1 call by default;
+# `--steps K` takes K. Its steps cost about the recommended recipe's training CPU seconds (the exact OT plan of each
+# batch of 256 costs about as much as the step itself: benchmarks/coupling.py). Chosen from benchmarks/few_calls.py
+# on a measured subset of toys (docs/few_calls.md); to be re-decided on the full run.
+ONESTEP: dict[str, Any] = {
+    **RECOMMENDED,
+    "diffusion": {"time": "continuous", "schedule": "rectified", "T": 100, "parameterization": "velocity",
+                  "variance": "fixed", "zero_terminal_snr": False},
+    "train": {**RECOMMENDED["train"], "steps": 5000, "noise_sampling": "logit-normal", "logit_mean": 0.0,
+              "logit_std": 1.0, "coupling": "ot"},
+    "sample": {"sampler": "ddim", "steps": 1, "grid": "trailing", "eta": 0.0, "variance": None, "guard": "none",
+               "options": {}},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE,
+                                      "onestep": ONESTEP}
 
 # Settings that belong to the name they configure: a layer that picks another name starts from the empty value
 # unless it gives its own (`--model seed` on the recommended preset must not inherit the mlp's width and depth,
