@@ -40,11 +40,11 @@ PLUGINS = {
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
-SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm"
+SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm | rectified"
 MODEL_NAMES = "seed | mlp"
 SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode | consistency"
 GRID_NAMES = "trailing | linspace | logsnr | karras | karras-trailing"
-PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm"
+PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm | velocity"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
 SAMPLE_DEVICES = ("auto", "cpu", "cuda")  # difflab.sampling.device.DEVICES, checked before the heavy imports
 

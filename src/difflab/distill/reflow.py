@@ -8,8 +8,8 @@ each to its sample x_0 (a deterministic sampler on the teacher's own grid: Heun,
     x_t = (1 − t) x_0 + t ε,  t ~ U[0, 1],  loss ‖v_θ(x_t, t) − (ε − x_0)‖² / D   (Liu et al. 2022, eq. 1).
 
 The coupling is deterministic, so the paths of the pairs cross less than those of independent pairs: the new flow
-keeps the teacher's marginals (their Theorem 3.3) with straighter trajectories (lower transport cost, Theorem 3.5),
-and in the limit one Euler step is exact. Round r + 1's teacher is round r's student (its own ODE, the same
+keeps the teacher's marginals with no higher convex transport costs and straighter trajectories (Liu et al. 2022,
+§3), and in the limit one Euler step is exact. Round r + 1's teacher is round r's student (its own ODE, the same
 sampler): two rounds give the 2-rectified flow, and so on. The first student starts from the teacher's weights
 where the teacher is itself a straight-path velocity model; otherwise (any other process: EDM, discrete steps, an
 exact denoiser) from a fresh network of the teacher's architecture (the recommended MLP for networks that cannot see
