@@ -148,6 +148,15 @@ def run_peer(toy: str, seed: int, work: Path, results: dict[str, Any], scorer: S
     write_json(work / "results.json", results)
 
 
+def merge(results: dict[str, Any], other: dict[str, Any]) -> None:
+    """Join ``other``'s runs and rows into ``results`` (a row already there for the same family, toy, seed and calls
+    is kept)."""
+    seen = {(r["family"], r["toy"], r["seed"], r["calls"]) for r in results["rows"]}
+    results["rows"] += [r for r in other["rows"] if (r["family"], r["toy"], r["seed"], r["calls"]) not in seen]
+    for key, built in other["built"].items():
+        results["built"].setdefault(key, built)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--toys", default=",".join(DATASETS))
@@ -160,6 +169,8 @@ def main() -> None:
                     help="python of a venv with torchcfm (empty: no peer)")
     ap.add_argument("--work", type=Path, default=Path("runs/few-calls"))
     ap.add_argument("--page", type=Path, help="write this Markdown page (and its figures) from the results kept")
+    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="work folders of parallel runs (other toys or "
+                    "families) whose results join --work's before the page is written")
     args = ap.parse_args()
     if args.list:
         for f in FAMILIES.values():
@@ -174,9 +185,11 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     store = args.work / "results.json"
     results = read_json(store) if store.exists() else {"rows": [], "built": {}}
+    for other in args.merge:
+        merge(results, read_json(other / "results.json"))
     print(f"## One training, few calls\n\n{machine('cpu')}; {load()} at start\n", flush=True)
     peer = args.peer_python if args.peer_python and Path(args.peer_python).exists() else None
-    for toy in toys:
+    for toy in toys if (families and not args.peer_only) or peer else []:  # --families "" --peer-python "": page only
         for seed in seeds:
             scorer, proxy = Scorer(DATASETS[toy], seed), Proxy(DATASETS[toy], seed)
             for name in [] if args.peer_only else families:

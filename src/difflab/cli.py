@@ -198,7 +198,7 @@ def train(
                                                "label (p_uncond, default 0.1), for classifier-free guidance."
                                                )] = None,
     schedule: Annotated[str | None, Opt(help=f"Noise schedule: {SCHEDULE_NAMES} (continuous time: linear, cosine, "
-                                        "sigmoid, edm).")] = None,
+                                        "sigmoid, edm, rectified).")] = None,
     T: Annotated[int | None, Opt("--T", help="Number of diffusion steps (continuous time: default sampling steps)."
                                  )] = None,
     time: Annotated[str | None, Opt("--time", help="discrete (T steps) | continuous (t in [0, 1]; the network sees "
