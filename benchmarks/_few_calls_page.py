@@ -189,7 +189,14 @@ def section(results: dict[str, Any]) -> str:
             "|---" * (len(toys) + 1) + "|"]
     for f in order:
         out.append(f"| {f} | " + " | ".join(fmt(groups[(f, 1)][t]["w1"]) for t in toys) + " |")
-    out += ["", *costs(results, order), "", *chosen(rows, order), ""]
+    partial = sorted({f for f, _ in groups} - set(order))
+    for t in toys:  # families measured on some toys only (a subset run) are shown per toy
+        here = [f for f in [*order, *partial] if all(t in groups.get((f, c), {}) for c in CALLS)]
+        out += ["", f"### {t}: every family measured there, W1 / floor", "",
+                f"| family | {' | '.join(str(c) for c in CALLS)} |", "|---" * (len(CALLS) + 1) + "|"]
+        for f in sorted(here, key=lambda f: groups[(f, CALLS[0])][t]["w1"]):
+            out.append(f"| {f} | " + " | ".join(fmt(groups[(f, c)][t]["w1"]) for c in CALLS) + " |")
+    out += ["", *costs(results, [*order, *partial]), "", *chosen(rows, [*order, *partial]), ""]
     return "\n".join(out)
 
 

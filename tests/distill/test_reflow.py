@@ -170,3 +170,25 @@ def test_bad_input_is_one_line_and_writes_nothing(straight_teacher, tmp_path) ->
         text = cli("distill", straight_teacher, "--out", out, "--method", "reflow", *args, code=2)
         assert text.startswith("error:") and text.count("\n") == 1 and message in text, text
     assert not out.exists()
+
+
+def test_network_rows_read_a_straight_path_network_on_its_own_scale(dim: int) -> None:
+    """distill/rows.network_rows (per-row times, the students' and teachers' reader) agrees with the Denoiser (one
+    time, the samplers' reader) on a straight-path velocity network: both hand it the path's x_t, not the
+    variance-preserving one (they differed by 1/√((1 − t)² + t²) before)."""
+    from difflab.diffusion import get_parameterization
+    from difflab.distill.rows import network_rows
+    from difflab.models import build_model
+
+    d = ContinuousDiffusion("rectified")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build_model("mlp", dim, 0, width=16, depth=1).eval()
+    rows = network_rows(net, d, get_parameterization("velocity"))
+    den = Denoiser(net, d, "velocity")
+    x = torch.randn(6, dim, generator=torch.Generator().manual_seed(3))
+    for t in (0.1, 0.5, 0.9):
+        got = rows(x, torch.full((6,), t, dtype=torch.float64))
+        want = den(x, t)
+        torch.testing.assert_close(got.x0, want.x0, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.eps, want.eps, rtol=1e-5, atol=1e-5)
