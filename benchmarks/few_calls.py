@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import load, machine  # noqa: E402
@@ -148,6 +149,29 @@ def run_peer(toy: str, seed: int, work: Path, results: dict[str, Any], scorer: S
     write_json(work / "results.json", results)
 
 
+FIRST_TIMES = (1.0, 0.98, 0.95, 0.9)
+
+
+def probe_first_time(results: dict[str, Any]) -> None:
+    """Proxy W1 of one Euler call from pure noise taken at t_0 < 1 instead of t_max = 1, for every kept straight-path
+    run: a diagnosis of the network at t = 1, whose noise code (λ = −∞ clamped) no training time reaches."""
+    from difflab.compute import cpu_threads
+    from difflab.sampling import SAMPLERS
+
+    for key, built in results["built"].items():
+        for path in built["runs"].values():
+            run = load_run(path)
+            if run.diffusion.path != "straight":
+                continue
+            proxy, den, out = Proxy(run.toy, 0), run.denoiser(), []
+            for t0 in FIRST_TIMES:
+                x = torch.randn(N_SAMPLES, run.dim, generator=torch.Generator().manual_seed(5))
+                with cpu_threads(1):
+                    z = SAMPLERS["ddim"](den, x, run.diffusion, [t0, 0.0]).numpy().astype(np.float64)
+                out.append(f"t0 {t0}: {proxy(run.scaler.inverse_transform(z)):.3f}")
+            print(f"  {key}: 1 call, proxy W1 " + ", ".join(out), flush=True)
+
+
 def merge(results: dict[str, Any], other: dict[str, Any]) -> None:
     """Join ``other``'s runs and rows into ``results`` (a row already there for the same family, toy, seed and calls
     is kept)."""
@@ -169,6 +193,8 @@ def main() -> None:
                     help="python of a venv with torchcfm (empty: no peer)")
     ap.add_argument("--work", type=Path, default=Path("runs/few-calls"))
     ap.add_argument("--page", type=Path, help="write this Markdown page (and its figures) from the results kept")
+    ap.add_argument("--probe-first-time", action="store_true", help="diagnose 1-call sampling of the kept straight "
+                    "runs from t_0 < 1 (see probe_first_time)")
     ap.add_argument("--merge", type=Path, nargs="*", default=[], help="work folders of parallel runs (other toys or "
                     "families) whose results join --work's before the page is written")
     args = ap.parse_args()
@@ -198,6 +224,8 @@ def main() -> None:
                 run_peer(toy, seed, args.work, results, scorer, proxy, peer, calls)
     results["machine"] = f"{machine('cpu')}; {load()} at the end"
     write_json(store, results)
+    if args.probe_first_time:
+        probe_first_time(results)
     if args.page:
         write_page(args.page, results)
         print(f"wrote {args.page}")
