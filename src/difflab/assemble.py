@@ -30,6 +30,12 @@ from difflab.limits import check_run_config
 from difflab.models import MODELS, build_model
 from difflab.models.mixed import MixedNet
 from difflab.sampling import GRIDS, SAMPLERS, check_options
+from difflab.training.coupling import COUPLINGS
+
+# Samplers that draw the reverse process's noise, and so assume the independent Gaussian forward process q(x_t | x_0)
+# (ddim only with eta > 0): a coupled run learns the expected velocity of its coupled interpolant, whose
+# probability-flow ODE the deterministic samplers solve, but not that process (training/coupling.py).
+STOCHASTIC = ("ddpm", "dpm++-sde", "heun-sde")
 
 # Parameterizations that recover x_0 from the network's output through ε alone: where ᾱ_T = 0 (zero terminal SNR)
 # x_T carries no information about x_0, and x̂_0 = (x_T − σ ε̂)/α is 0/0.
@@ -119,6 +125,30 @@ def check_schedule(d: GaussianDiffusion) -> None:
                           "no model can undo it; use a larger T (the linear schedule needs T ≥ 20) or another schedule")
 
 
+def check_coupled_sampler(coupling: str, sampler: str, eta: float = 0.0) -> None:
+    """Refuse an ancestral or SDE sampler (or DDIM with η > 0) for a run trained with a coupling other than none."""
+    if coupling == "none" or (sampler not in STOCHASTIC and not (sampler == "ddim" and eta > 0)):
+        return
+    what = f"ddim with eta {eta:g}" if sampler == "ddim" else f"sampler '{sampler}'"
+    raise UnworkableConfig(f"coupling '{coupling}': {what} draws from the independent Gaussian forward process, which a "
+                           "coupled run does not learn; use a deterministic --sampler (ddim with eta 0, dpm++, heun, ode)")
+
+
+def check_coupling(cfg: RunConfig) -> None:
+    """The coupling's name, and the run's own sampler where the run is coupled."""
+    c = cfg.train.coupling
+    if c not in COUPLINGS:
+        raise ConfigError(f"unknown coupling '{c}'; choose one of: {', '.join(COUPLINGS)}")
+    if c == "none":
+        return
+    if is_oracle(cfg.model.name):
+        raise UnworkableConfig(f"coupling '{c}': model '{cfg.model.name}' is an exact denoiser, it is not trained")
+    if cfg.diffusion.variance == "learned-range":
+        raise UnworkableConfig(f"coupling '{c}': learned variances are trained on the ELBO of the independent Gaussian "
+                               "forward process, which a coupled run does not learn; use --variance fixed")
+    check_coupled_sampler(c, cfg.sample.sampler, cfg.sample.eta)
+
+
 def check_config(cfg: RunConfig) -> None:
     """Every name and combination, without loading data: a one-line ConfigError that says why, or nothing."""
     d, m, s = cfg.diffusion, cfg.model, cfg.sample
@@ -168,4 +198,5 @@ def check_config(cfg: RunConfig) -> None:
                           "use heun, dpm++ or ddim")
     if s.variance == "learned" and d.variance != "learned-range":
         raise UnworkableConfig("reverse variance 'learned' needs a model trained with variance = 'learned-range'")
+    check_coupling(cfg)
     resolve_device(cfg.train.device)

@@ -41,7 +41,7 @@ PLUGINS = {
     "report": ("difflab.report.cli", "Write one self-contained interactive HTML page of a run: process and field "
                "under t sliders, samples, metrics with noise floors."),
     "distill": ("difflab.distill.cli", "Distil a trained run into a student that samples in 1-8 network calls "
-                "(progressive or consistency distillation)."),
+                "(progressive or consistency distillation, or reflow)."),
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
@@ -154,7 +154,8 @@ TRAIN_LABELS = {
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
     "diffusion.time": "--time", "diffusion.variance": "--variance", "diffusion.zero_terminal_snr": "--zero-terminal-snr",
     "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
-    "train.ema": "--ema", "train.seed": "--seed", "train.device": "--device",
+    "train.ema": "--ema", "train.seed": "--seed", "train.device": "--device", "train.coupling": "--coupling",
+    "sample.sampler": "--sampler",
 }
 
 
@@ -180,7 +181,8 @@ def train(
                              "--resume.")],
     preset: Annotated[str | None, Opt(help="Starting recipe: 'seed' = the tutorial's recipe exactly; "
                                       "'recommended' (default) = difflab's (EDM, continuous time); 'best' = the same "
-                                      "trained 4x longer; 'table' = for numeric and mixed tables.")] = None,
+                                      "trained 4x longer; 'table' = for numeric and mixed tables; 'onestep' = the "
+                                      "straight path with OT coupling, 1 network call per sample.")] = None,
     config: Annotated[Path | None, Opt("--config", help="TOML config on top of the preset, with tables data, "
                                        "diffusion, model, train, sample.")] = None,
     data: Annotated[str | None, Opt(help="Toy dataset, sklearn:NAME (see `difflab datasets`) or a "
@@ -228,6 +230,11 @@ def train(
     lr: Annotated[float | None, Opt(help="Learning rate.")] = None,
     ema: Annotated[float | None, Opt(help="EMA decay of the weights, e.g. 0.999.")] = None,
     seed: Annotated[int | None, Opt(help="Seed of the initial weights, batches and noise.")] = None,
+    coupling: Annotated[str | None, Opt(help="How each batch pairs noise with data: none (independent) | ot "
+                                        "(minibatch optimal transport, Tong et al. 2023; per class with --condition;"
+                                        " deterministic samplers only).")] = None,
+    sampler: Annotated[str | None, Opt(help=f"The run's own sampler, saved in its config: {SAMPLER_NAMES} "
+                                       "(default: the preset's).")] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda.")] = None,
     select: Annotated[str | None, Opt(help="Weights to keep: last (the last step's) | heldout (scored every tenth "
                                       "of training on the held-out rows: the step whose samples are no nearer to "
@@ -252,7 +259,9 @@ def train(
                       "variance": variance, "zero_terminal_snr": zero_terminal_snr},
         "model": {"name": model},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device,
-                  "label_dropout": label_dropout, "noise_sampling": noise_sampling, "select": select},
+                  "label_dropout": label_dropout, "noise_sampling": noise_sampling, "select": select,
+                  "coupling": coupling},
+        "sample": {"sampler": sampler},
     }
     saved = out / "config.json"  # difflab.rundir.FILES["config"]; that module is too heavy to import this early
     if resume and config is None and preset is None and saved.is_file():

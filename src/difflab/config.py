@@ -85,6 +85,8 @@ class TrainConfig(_Section):
     p_std: float = Field(1.2, gt=0, description="lognormal noise sampling: std of ln σ")
     logit_mean: float = Field(0.0, description="logit-normal time sampling: mean of logit t")
     logit_std: float = Field(1.0, gt=0, description="logit-normal time sampling: std of logit t")
+    coupling: str = Field("none", description="how each batch pairs noise with data: none (independent) | ot "
+                          "(minibatch optimal transport, Tong et al. 2023; per class for a conditional run)")
     vlb_weight: float = Field(0.001, ge=0, description="learned variances: λ of L_simple + λ L_vlb")
     vlb_sampling: Literal["uniform", "importance"] = Field(
         "uniform", description="learned variances: t uniform, or importance-sampled by E[L_t²]^½ (N&D 2021, §3.3)")
@@ -210,7 +212,23 @@ TABLE: dict[str, Any] = {
     "sample": {"sampler": "ddpm", "variance": "small"},
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE}
+# One training, few calls (issue 15, item 5): the straight path x_t = (1 − t) x_0 + t ε with a velocity network,
+# logit-normal times and minibatch OT coupling, sampled by Euler's method (DDIM on this path) in 1 call by default;
+# `--steps K` takes K. Its steps cost about the recommended recipe's training CPU seconds (the exact OT plan of each
+# batch of 256 costs about as much as the step itself: benchmarks/coupling.py). Chosen from benchmarks/few_calls.py
+# on a measured subset of toys (docs/few_calls.md); to be re-decided on the full run.
+ONESTEP: dict[str, Any] = {
+    **RECOMMENDED,
+    "diffusion": {"time": "continuous", "schedule": "rectified", "T": 100, "parameterization": "velocity",
+                  "variance": "fixed", "zero_terminal_snr": False},
+    "train": {**RECOMMENDED["train"], "steps": 5000, "noise_sampling": "logit-normal", "logit_mean": 0.0,
+              "logit_std": 1.0, "coupling": "ot"},
+    "sample": {"sampler": "ddim", "steps": 1, "grid": "trailing", "eta": 0.0, "variance": None, "guard": "none",
+               "options": {}},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE,
+                                      "onestep": ONESTEP}
 
 # Settings that belong to the name they configure: a layer that picks another name starts from the empty value
 # unless it gives its own (`--model seed` on the recommended preset must not inherit the mlp's width and depth,

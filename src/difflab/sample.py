@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from difflab.assemble import denoiser
+from difflab.assemble import STOCHASTIC, check_coupled_sampler
 from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
@@ -34,7 +35,7 @@ from difflab.protect import check_not_protected
 from difflab.rundir import Run, load_run
 from difflab.sampling import SAMPLERS, check_options, make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, generate_chunks
-from difflab.sampling.budgets import budget_choice
+from difflab.sampling.budgets import budget_choice, budget_family
 from difflab.sampling.device import model_device, model_on, on_device
 from difflab.sampling.guards import GUARDS, data_box
 from difflab.sampling.joint import check_joint_sampler
@@ -54,7 +55,9 @@ def with_budget(run: Run, over: dict[str, Any]) -> dict[str, Any]:
     if (steps is None or steps < 1 or over.get("sampler") is not None or over.get("grid") is not None
             or own.steps is not None or own.options):
         return over
-    pick = budget_choice(int(steps), lambda s, g, k: grid_fits(run, k, g))
+    coupled = run.config.train.coupling != "none"  # a coupled run takes deterministic samplers only
+    pick = budget_choice(int(steps), lambda s, g, k: grid_fits(run, k, g) and not (coupled and s in STOCHASTIC),
+                         family=budget_family(run.diffusion))
     if pick is None:  # no measured pair makes that many steps on this schedule: the run's own sampler
         return over
     return {**over, "sampler": pick[0], "grid": pick[1], "steps": pick[2]}
@@ -79,6 +82,7 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     check_options(s.sampler, s.options)
     if s.steps is not None:  # a continuous-time grid has no T to bound it
         check("T", s.steps, label="--steps")
+    check_coupled_sampler(run.config.train.coupling, s.sampler, s.eta)
     try:  # --steps outside 1..T fails here, before any work
         make_grid(run.diffusion, s.steps, s.grid)
     except ConfigError as e:

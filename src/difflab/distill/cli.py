@@ -19,17 +19,24 @@ def distill(
     steps: Annotated[int | None, Opt(help="Network calls K of the student's sampler (progressive: 1, 2, 4, 8, …; at "
                                      "most the teacher's steps; default 4).")] = None,
     method: Annotated[str | None, Opt(help="progressive (Salimans & Ho 2022: halve the steps each round; the "
-                                      "default) | consistency (Song et al. 2023: one call maps noise to data).")] = None,
+                                      "default) | consistency (Song et al. 2023: one call maps noise to data) | reflow "
+                                      "(Liu et al. 2022: a straight-path velocity model on the teacher's ODE pairs)."
+                                      )] = None,
     teacher_steps: Annotated[int | None, Opt(help="progressive: the teacher's DDIM steps N = K·2^r to start from "
-                                             "(default: the largest at most its steps and 64).")] = None,
+                                             "(default: the largest at most its steps and 64); reflow: the jumps of "
+                                             "the ODE sampler that draws the pairs (default 32).")] = None,
+    rounds: Annotated[int | None, Opt(help="reflow: rounds k of k-rectified flow (default 1).")] = None,
+    pairs: Annotated[int | None, Opt(help="reflow: (noise, sample) pairs drawn from the teacher per round (default "
+                                     "10000).")] = None,
     round_steps: Annotated[int | None, Opt(help="Optimizer steps per round (default: 250 progressive, 1500 "
-                                           "consistency).")] = None,
+                                           "consistency, 2000 reflow).")] = None,
     batch_size: Annotated[int | None, Opt(help="Training rows per step (default 256).")] = None,
     lr: Annotated[float | None, Opt(help="AdamW learning rate, decayed linearly to 0 in each round (default "
                                     "2e-3).")] = None,
     intervals: Annotated[int | None, Opt(help="consistency: jumps N of the teacher's ODE discretisation (default "
                                          "18).")] = None,
-    solver: Annotated[str | None, Opt(help="consistency: the teacher's ODE step, heun | ddim (default heun).")] = None,
+    solver: Annotated[str | None, Opt(help="consistency: the teacher's ODE step, heun | ddim; reflow: the sampler "
+                                      "of the pairs on the teacher's grid, heun | ddim | ode (default heun).")] = None,
     ema: Annotated[float | None, Opt(help="consistency: EMA decay μ of the target network (default 0.95).")] = None,
     seed: Annotated[int | None, Opt(help="Seed of the batches, times and noise (default 0).")] = None,
     checkpoint_every: Annotated[int | None, Opt(help="Steps between checkpoints (default 500; one per round "
@@ -50,7 +57,7 @@ def distill(
         raise DifflabError(f"--device {device!r}: choose one of: {' | '.join(DEVICES)}")
     values = {"method": method, "steps": steps, "teacher_steps": teacher_steps, "round_steps": round_steps,
               "batch_size": batch_size, "lr": lr, "intervals": intervals, "solver": solver, "ema": ema, "seed": seed,
-              "checkpoint_every": checkpoint_every}
+              "checkpoint_every": checkpoint_every, "rounds": rounds, "pairs": pairs}
     from difflab.distill.run import distill_run, settings_for
 
     settings = settings_for(out, values, resume=resume)
@@ -58,6 +65,12 @@ def distill(
     s = run.config.sample
     typer.echo(f"distilled {run_dir} ({settings.method}) into a {s.steps}-call {s.sampler} student in "
                f"{run.seconds:.1f} s -> {out}")
+    if settings.method == "reflow":
+        from difflab.io import read_json
+
+        straight = read_json(out / "distill.json")["straightness"]
+        rounds_s = ", ".join(f"round {i} {v:.4f}" for i, v in enumerate(straight["rounds"], start=1))
+        typer.echo(f"straightness S (Liu et al. 2022; 0 = straight): teacher {straight['teacher']:.4f}, {rounds_s}")
 
 
 def register(app: typer.Typer) -> None:

@@ -28,8 +28,10 @@ def network_rows(model: nn.Module, process: Process, param: Parameterization, *,
     integer_time = getattr(model, "integer_time", False)
 
     def fn(xt: Tensor, t: Tensor) -> Prediction:
-        xp = xt * process.path_scale(t, xt)  # the network knows the path's own x_t
+        # the network knows the path's own x_t = a x_0 + s ε (the straight path's, or the vp one itself): the
+        # samplers' variance-preserving x_t times k(t), as the Denoiser hands it over
         a, s = process.path_coefs(t, xt)
+        xp = xt if process.path == "vp" else xt * process.path_scale(t, xt)
         net_t = process.net_time(t)
         if integer_time and net_t.is_floating_point():  # a one-hot code knows whole steps (the Denoiser rounds)
             net_t = net_t.round().long()

@@ -1,5 +1,9 @@
 """Distil a trained run into a few-step student run directory: teacher run → checks → student → files.
 
+Methods: progressive and consistency distillation, and reflow (:mod:`difflab.distill.reflow`: a straight-path
+velocity student on the teacher's ODE pairs; its distill.json also keeps the straightness S of the teacher and of
+each round).
+
 The student's directory is an ordinary run (``difflab sample``, ``evaluate``, ``plot`` and ``report`` read it): the
 teacher's data files and process, a config whose ``[sample]`` section is the student's own sampler (``ddim`` on the
 grid of K steps it was trained on for progressive distillation, ``consistency`` for consistency distillation) and whose
@@ -23,15 +27,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from difflab.assemble import is_oracle, network_shape
+from difflab.assemble import build_process, is_oracle, network_shape
 from difflab.compute import resolve_device
-from difflab.config import RunConfig
-from difflab.diffusion import get_parameterization
+from difflab.config import RECOMMENDED, RunConfig
+from difflab.diffusion import Process, get_parameterization
 from difflab.distill.consistency import Consistency
 from difflab.distill.loop import LoopSettings, RoundLoop, loop_threads
 from difflab.distill.progressive import Progressive, default_teacher_steps, levels, student_grid
+from difflab.distill.reflow import Reflow
 from difflab.distill.rows import network_rows
-from difflab.distill.settings import CONSISTENCY_GRID, DEVICES, DistillSettings, make_settings
+from difflab.distill.settings import CONSISTENCY_GRID, DEFAULT_PAIR_STEPS, DEVICES, DistillSettings, make_settings
 from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.io import atomic_path, read_json, write_json
 from difflab.lock import LOCK_FILE, writing
@@ -47,6 +52,11 @@ COPIED = ("data", "train", "heldout")  # the teacher's files the student shares 
 # Parameterizations a student keeps from its teacher; any other (ε, the score, the posterior mean) cannot give x̂_0
 # where α_t ≈ 0, which a few-step sampler asks for at its first step (Salimans & Ho 2022, §4): the student predicts v.
 KEEPS = ("x0", "v", "edm")
+# What a reflow student is: a velocity model on the straight path (Liu et al. 2022), sampled by Euler's method
+# (DDIM on this path) on the uniform grid.
+REFLOW_DIFFUSION = {"time": "continuous", "schedule": "rectified", "schedule_options": {}, "betas": None,
+                    "parameterization": "velocity", "variance": "fixed", "zero_terminal_snr": False}
+REFLOW_SAMPLE = {"sampler": "ddim", "grid": "trailing"}
 
 
 def teacher_steps_of(run: Run) -> int:
@@ -58,6 +68,10 @@ def check_teacher(run: Run, settings: DistillSettings) -> int:
     """The progressive teacher's steps N (or the teacher's steps, for consistency), after checking that ``run`` can
     teach ``settings``; a one-line error says why not."""
     name = run.config.model.name
+    if settings.method == "reflow":  # any teacher with a deterministic sampler, an exact denoiser too
+        if getattr(run, "condition", None) is not None:
+            raise DifflabError(f"{run.path}: a conditional run (--condition) cannot be distilled yet")
+        return settings.teacher_steps or DEFAULT_PAIR_STEPS
     if is_oracle(name):
         raise DifflabError(f"{run.path}: its model '{name}' is an exact denoiser (an oracle), not a trained network: "
                            "there is nothing to distill")
@@ -82,6 +96,17 @@ def check_teacher(run: Run, settings: DistillSettings) -> int:
 def student_config(teacher: Run, settings: DistillSettings) -> RunConfig:
     """The teacher's config with the student's parameterization, fixed variances and its own sampler."""
     d = teacher.config.diffusion
+    if settings.method == "reflow":
+        model = (teacher.config.model if teacher.config.model.name == "mlp" and not is_oracle(teacher.config.model.name)
+                 else teacher.config.model.model_copy(update=RECOMMENDED["model"]))
+        T = d.T if not teacher.diffusion.discrete else 100
+        return teacher.config.model_copy(update={
+            "model": model,
+            "diffusion": d.model_copy(update={**REFLOW_DIFFUSION, "T": T}),
+            "train": teacher.config.train.model_copy(update={"coupling": "none"}),
+            "sample": teacher.config.sample.model_copy(update={**REFLOW_SAMPLE, "steps": settings.steps, "eta": 0.0,
+                                                               "variance": None, "options": {}}),
+        })
     if settings.method == "consistency":
         param, sample = "edm", {"sampler": "consistency", "grid": CONSISTENCY_GRID[teacher.diffusion.discrete]}
     else:
@@ -94,9 +119,26 @@ def student_config(teacher: Run, settings: DistillSettings) -> RunConfig:
     })
 
 
-def student_network(teacher: Run, cfg: RunConfig) -> nn.Module:
+def student_process(teacher: Run, cfg: RunConfig) -> Process:
+    """The student's process: the teacher's, or the straight path for reflow."""
+    return build_process(cfg) if cfg.diffusion.parameterization == "velocity" and teacher.diffusion.path != "straight" \
+        else teacher.diffusion
+
+
+def is_straight_velocity(run: Run) -> bool:
+    """A velocity model on the straight path (a reflow student starts from its weights)."""
+    return (run.diffusion.path == "straight" and run.config.diffusion.parameterization == "velocity"
+            and not is_oracle(run.config.model.name))
+
+
+def student_network(teacher: Run, cfg: RunConfig, seed: int = 0) -> nn.Module:
     """The teacher's network with its weights, as the student starts (Salimans & Ho 2022; Song et al. 2023); a
-    teacher with learned variances gives the rows of its output layer that predict the mean."""
+    teacher with learned variances gives the rows of its output layer that predict the mean. A reflow student of a
+    teacher that is not a straight-path velocity model starts from a fresh network (seeded by ``seed``)."""
+    if cfg.diffusion.parameterization == "velocity" and not is_straight_velocity(teacher):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(cfg.model.name, teacher.dim, 0, **cfg.model.options)
     shape = network_shape(cfg, teacher.diffusion, teacher.dim)
     if shape["out_dim"] is None and teacher.config.diffusion.variance == "fixed":
         return copy.deepcopy(teacher.model)
@@ -120,6 +162,10 @@ def make_loop(teacher: Run, student: nn.Module, cfg: RunConfig, settings: Distil
     x = torch.as_tensor(teacher.scaler.transform(teacher.train), dtype=torch.float32)
     loop_settings = LoopSettings(round_steps=settings.steps_per_round, batch_size=settings.batch_size, lr=settings.lr,
                                  seed=settings.seed, checkpoint_every=settings.checkpoint_every)
+    if settings.method == "reflow":
+        return Reflow(teacher.denoiser(), teacher.diffusion, student, student_process(teacher, cfg), s_param, x,
+                      loop_settings, rounds=settings.rounds, pairs=settings.pairs, solver=settings.solver,
+                      pair_steps=n_teacher, teacher_grid=teacher.config.sample.grid, student_grid=cfg.sample.grid)
     if settings.method == "progressive":
         return Progressive(teach, student, teacher.diffusion, s_param, x, loop_settings, steps=settings.steps,
                            teacher_steps=n_teacher)
@@ -191,7 +237,7 @@ def _distill_locked(teacher_dir: str | Path, out: Path, settings: DistillSetting
     cfg = student_config(teacher, settings)
     dev = resolve_device(device)
     with torch.random.fork_rng(devices=[]):
-        loop = make_loop(teacher, student_network(teacher, cfg), cfg, settings, n_teacher, dev)
+        loop = make_loop(teacher, student_network(teacher, cfg, settings.seed), cfg, settings, n_teacher, dev)
     if resume:
         tensors, meta = load_weights(out / CHECKPOINT)
         try:
@@ -209,13 +255,16 @@ def _distill_locked(teacher_dir: str | Path, out: Path, settings: DistillSetting
 
     start = time.perf_counter()
     seconds = loop.fit(progress=progress, on_checkpoint=checkpoint)
+    if isinstance(loop, Reflow):
+        loop.end()
     net = final_network(loop).cpu().eval()
     dim = teacher.dim
-    meta = arch_meta(cfg, dim, network_shape(cfg, teacher.diffusion, dim)["T"], teacher.columns)
+    meta = arch_meta(cfg, dim, network_shape(cfg, student_process(teacher, cfg), dim)["T"], teacher.columns)
     record = {"teacher": str(teacher.path.resolve()), "method": settings.method, "steps": settings.steps}
     save_model(out, net.state_dict(), {**meta, "step": loop.done_steps(), "seconds": seconds, "distill": record})
     write_loss(out / FILES["loss"], loop.losses)
-    _write_record(teacher, out, settings, n_teacher, seconds=seconds, wall=time.perf_counter() - start)
+    _write_record(teacher, out, settings, n_teacher, seconds=seconds, wall=time.perf_counter() - start,
+                  extra=loop.record() if isinstance(loop, Reflow) else None)
     return load_run(out)
 
 
@@ -246,13 +295,14 @@ def _write_files(teacher: Run, out: Path, cfg: RunConfig, settings: DistillSetti
         if src.exists():
             with atomic_path(out / FILES[key]) as tmp:
                 shutil.copyfile(src, tmp)
-    write_json(out / FILES["schedule"], teacher.diffusion.to_dict())
+    write_json(out / FILES["schedule"], student_process(teacher, cfg).to_dict())
     write_json(out / FILES["config"], cfg.model_dump(mode="json"))
     _write_record(teacher, out, settings, n_teacher)
 
 
-def _write_record(teacher: Run, out: Path, settings: DistillSettings, n_teacher: int, **times: float) -> None:
-    """distill.json: where the student comes from and how it was made."""
+def _write_record(teacher: Run, out: Path, settings: DistillSettings, n_teacher: int,
+                  extra: dict[str, Any] | None = None, **times: float) -> None:
+    """distill.json: where the student comes from and how it was made (``extra``: what the method adds)."""
     record: dict[str, Any] = {
         "teacher": str(teacher.path.resolve()),
         "method": settings.method,
@@ -262,5 +312,6 @@ def _write_record(teacher: Run, out: Path, settings: DistillSettings, n_teacher:
         "teacher_config": teacher.config.model_dump(mode="json"),
         "teacher_seconds": teacher.seconds if math.isfinite(teacher.seconds) else None,
         **({"seconds": times["seconds"], "wall_seconds": times["wall"]} if times else {}),
+        **(extra or {}),
     }
     write_json(out / DISTILL_FILE, record)

@@ -97,6 +97,10 @@ def evaluate_run(
         raise ConfigError(f"--elbo-variance {elbo_variance!r}; choose one of: {', '.join(REVERSE_VARIANCES)}")
     run = load_run(run_dir)
     kwargs = sampling_kwargs(run, **sampling)  # checks sampler, steps and grid before any work
+    if with_elbo and run.config.train.coupling != "none":  # (the PF-ODE NLL is the coupled model's own)
+        raise ConfigError(f"--elbo: {run_dir} was trained with coupling '{run.config.train.coupling}'; the ELBO bounds "
+                          "the likelihood of the independent Gaussian forward process, which it does not learn; use "
+                          "--nll (the probability-flow ODE's exact likelihood)")
     if with_elbo or with_nll:
         run.scaler.log_abs_det_jacobian()  # a scaler that is not affine has no ELBO in data units: say so now
         run.denoiser()  # nor has a conditional run (its network generates rows given the class)

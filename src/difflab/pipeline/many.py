@@ -48,7 +48,8 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
     (:func:`runs_as_members`). Conservative: configs with different keys might still fit together (e.g. two toys
     of equal size)."""
     d, t, p = cfg.data, cfg.train, cfg.diffusion
-    if is_oracle(cfg.model.name) or d.condition is not None or d.encoding in ("multinomial", "masked"):
+    if is_oracle(cfg.model.name) or d.condition is not None or d.encoding in ("multinomial", "masked") \
+            or t.coupling != "none":
         return None
     members = runs_as_members(cfg)
     if not members and (p.time != "discrete" or p.variance != "fixed" or p.parameterization not in ("eps", "x0", "v")):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from difflab.diffusion.process import Process
 from difflab.sampling.registry import CALLS_PER_STEP
 
 
@@ -44,6 +45,24 @@ BUDGETS: dict[int, tuple[Choice, ...]] = {
 }
 
 
+# The straight path (``--schedule rectified``: velocity models, with or without OT coupling) has its own table, from
+# benchmarks/few_calls.py on its best single-training family (velocity, logit-normal time, OT coupling) on moons and
+# 8gaussians, seed 0 (a measured subset; docs/few_calls.md): the pairs by their mean proxy W1 over the two toys, with
+# the full yardstick's mean W1 / floor of the first (the chosen one; at 2 calls the
+# benchmark's pick was dpm++, which drew the same points). Euler (ddim on trailing) ties DPM-Solver++ there (its
+# second-order correction needs a finite previous step, and the first starts at λ = −∞); Heun's 10 jumps lead at 20.
+NAN = float("nan")  # the full yardstick scored only the first pair of each budget
+STRAIGHT: dict[int, tuple[Choice, ...]] = {
+    1: (Choice("ddim", "trailing", 5.92),),
+    2: (Choice("ddim", "trailing", 1.54), Choice("dpm++", "trailing", NAN)),
+    4: (Choice("ddim", "trailing", 1.14), Choice("dpm++", "trailing", NAN), Choice("dpm++", "logsnr", NAN)),
+    20: (Choice("heun", "trailing", 1.06), Choice("ddim", "trailing", NAN), Choice("dpm++", "trailing", NAN)),
+}
+
+# Budget tables by family of run (:func:`budget_family`); a new family of process adds its own.
+FAMILIES: dict[str, dict[int, tuple[Choice, ...]]] = {"diffusion": BUDGETS, "straight": STRAIGHT}
+
+
 def steps_for_calls(sampler: str, calls: int) -> int:
     """Jumps K that cost at most ``calls`` network calls: K for one call per jump, ⌈calls/2⌉ for Heun's two
     (2K − 1 calls: the jump into t = 0 is one Euler call)."""
@@ -57,13 +76,21 @@ def calls_for_steps(sampler: str, steps: int) -> int:
     return 2 * steps - 1 if per == 2 else per * steps
 
 
-def budget_choice(calls: int, fits: Callable[[str, str, int], bool] = lambda sampler, grid, steps: True
-                  ) -> tuple[str, str, int] | None:
+def budget_family(process: Process) -> str:
+    """The table of :data:`FAMILIES` a run on ``process`` reads: its path's (``straight``), else ``diffusion``."""
+    return process.path if process.path in FAMILIES else "diffusion"
+
+
+def budget_choice(calls: int, fits: Callable[[str, str, int], bool] = lambda sampler, grid, steps: True, *,
+                  family: str = "diffusion") -> tuple[str, str, int] | None:
     """(sampler, grid, steps) for a budget of ``calls`` network calls: the first pair of the largest budget in
-    :data:`BUDGETS` at most ``calls`` for which ``fits(sampler, grid, steps)``, with as many jumps as fit; None if
-    no pair fits."""
+    the ``family``'s table (:data:`FAMILIES`) at most ``calls`` for which ``fits(sampler, grid, steps)``, with as
+    many jumps as fit; None if no pair fits."""
     if calls < 1:
         raise ValueError(f"a budget of {calls} network calls")
-    choices = BUDGETS[max(b for b in BUDGETS if b <= calls)]
+    if family not in FAMILIES:
+        raise ValueError(f"no budget table for family '{family}'; known: {', '.join(FAMILIES)}")
+    table = FAMILIES[family]
+    choices = table[max(b for b in table if b <= calls)]
     picks = [(c.sampler, c.grid, steps_for_calls(c.sampler, calls)) for c in choices]
     return next((p for p in picks if fits(*p)), None)

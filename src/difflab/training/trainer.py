@@ -27,6 +27,7 @@ from difflab.errors import ConfigError, DifflabError
 from difflab.models.batched import StackedSeedMLP, is_plain_seed
 from difflab.progress import progress_bar
 from difflab.training.checkpoint import load_optimizer_tensors, model_tensors, optimizer_tensors, strip
+from difflab.training.coupling import couple, get_coupling
 from difflab.training.cuda_graph import GRAPH_MIN_STEPS, GraphedTrainer, warn_graph_failed
 from difflab.training.ema import EMA
 from difflab.training.fast_step import FastStep, fast_step_applies
@@ -92,6 +93,7 @@ class Trainer:
             raise ConfigError(f"labels: {len(labels)} class codes for {self.N} rows")
         self.labels = (LabelDropout(labels, n_classes, cfg.label_dropout, self.B, self.device)
                        if labels is not None else None)
+        self.coupling = get_coupling(cfg.coupling)  # how noise is paired with data (training/coupling.py)
         # The hand-written step of the tutorial's network: discrete steps, and targets in the tables it reads
         fusable = (diffusion.discrete and self.param.name in ("eps", "x0", "v") and not learned_variance
                    and fused and self.labels is None and is_plain_seed(self.model))
@@ -121,7 +123,7 @@ class Trainer:
     # --- one step ---------------------------------------------------------------------------------------------
     def draw(self) -> tuple[Tensor, Tensor, Tensor]:
         """Draw (x_0, t, ε) for one step: t ~ U{1..T} (or the objective's times) then ε ~ N(0, I), as the tutorial
-        does."""
+        does; with a coupling (``[train] coupling``) ε is then paired with x_0 (:mod:`difflab.training.coupling`)."""
         if self.full_batch:
             x0 = self.x
         else:
@@ -129,6 +131,10 @@ class Trainer:
             x0 = self.x[self._idx]
         t = self.objective.draw(self.B, self.generator, out=self._t)
         torch.randn(self._noise.shape, generator=self.generator, out=self._noise)
+        if self.coupling is not None:
+            classes = None if self.labels is None else (
+                self.labels.labels if self.full_batch else self.labels.labels[self._idx])
+            couple(self.coupling, x0, self._noise, classes, self.generator)
         return x0, t, self._noise
 
     def draw_labels(self) -> Tensor | None:
@@ -250,7 +256,8 @@ class Trainer:
         remaining = self.cfg.steps - self.step_count
         if graph is None:
             graph = self.device.type == "cuda" and self.cfg.cuda_graph
-        if not graph or remaining < GRAPH_MIN_STEPS or self.objective.importance:  # (its history: dynamic shapes)
+        # (importance sampling's history: dynamic shapes; a coupling solves its OT problem on the host)
+        if not graph or remaining < GRAPH_MIN_STEPS or self.objective.importance or self.coupling is not None:
             return None
         stepped = self._stepped
         try:
