@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from difflab.assemble import denoiser
-from difflab.assemble import STOCHASTIC, check_coupled_sampler
+from difflab.assemble import STOCHASTIC, check_coupled_sampler, denoiser
 from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
