@@ -23,10 +23,12 @@ from difflab.diffusion import (
     get_parameterization,
     make_schedule,
 )
+from difflab.diffusion.jump_denoiser import JumpDenoiser
 from difflab.diffusion.schedules import MAX_BETA, SCHEDULES
 from difflab.errors import ConfigError, UnworkableConfig
 from difflab.models import MODELS, build_model
-from difflab.sampling import GRIDS, SAMPLERS, check_options
+from difflab.sampling import GRIDS, JUMP_SAMPLERS, SAMPLERS, check_options
+from difflab.training.objectives import TWO_TIME
 
 # Parameterizations that recover x_0 from the network's output through ε alone: where ᾱ_T = 0 (zero terminal SNR)
 # x_T carries no information about x_0, and x̂_0 = (x_T − σ ε̂)/α is 0/0.
@@ -70,7 +72,11 @@ def initial_network(cfg: RunConfig, process: Process, dim: int, *, n_classes: in
 
 
 def denoiser(cfg: RunConfig, model: nn.Module, process: Process) -> Denoiser:
+    """The network read through the run's parameterization; a two-time network (one-step models) answers jumps too,
+    ``denoise(x_t, t, s)`` (:class:`~difflab.diffusion.jump_denoiser.JumpDenoiser`)."""
     d = cfg.diffusion
+    if getattr(model, "two_time", False):
+        return JumpDenoiser(model.eval(), process, d.parameterization)
     return Denoiser(model.eval(), process, d.parameterization, learned_variance=d.variance == "learned-range",
                     sigma_data=d.sigma_data)
 
@@ -86,6 +92,40 @@ def check_schedule(d: GaussianDiffusion) -> None:
         raise UnworkableConfig(f"schedule '{d.schedule.name}' with T={d.T} clips β_t to {MAX_BETA} on {clipped} of {d.T} "
                           "steps: each keeps √(1−β) ≈ 3 % of the signal, so x_0 is erased several times over and "
                           "no model can undo it; use a larger T (the linear schedule needs T ≥ 20) or another schedule")
+
+
+def is_two_time(name: str) -> bool:
+    """A network of a time and a jump (:mod:`difflab.models.jump_mlp`), the model of one-step objectives."""
+    return bool(getattr(MODELS.get(name), "two_time", False))
+
+
+def check_jumps(sampler: str, model: str) -> None:
+    """Refuse a sampler of whole jumps (``jumps``) for a network that answers one time only."""
+    if sampler in JUMP_SAMPLERS and not is_two_time(model):
+        raise UnworkableConfig(f"sampler '{sampler}' asks the network for whole jumps t → s; model '{model}' answers one "
+                               "time only: it needs a run trained with objective meanflow or shortcut (--model "
+                               "jump-mlp)")
+
+
+def check_objective(cfg: RunConfig, process: Process) -> None:
+    """A one-step objective (meanflow, shortcut) needs a two-time network on the straight path, and a two-time
+    network needs one of them."""
+    d, m, objective = cfg.diffusion, cfg.model, cfg.train.objective
+    if objective not in TWO_TIME:
+        if is_two_time(m.name):
+            raise UnworkableConfig(f"model '{m.name}' takes a jump as its second time: train it with objective meanflow "
+                                   "or shortcut (--objective, or --preset meanflow)")
+        return
+    if not is_two_time(m.name):
+        raise UnworkableConfig(f"objective '{objective}' trains an average velocity over jumps t → r: it needs the "
+                               "two-time network, --model jump-mlp (or --preset meanflow)")
+    if process.discrete or process.path != "straight" or d.parameterization != "velocity":
+        raise UnworkableConfig(f"objective '{objective}' trains the straight path's average velocity: it needs "
+                               "--time continuous --schedule rectified --parameterization velocity (or --preset "
+                               "meanflow)")
+    if cfg.train.noise_sampling == "lognormal":
+        raise UnworkableConfig(f"objective '{objective}' draws times t in [0, 1]: noise_sampling must be uniform or "
+                               "logit-normal, not lognormal (EDM's noise levels)")
 
 
 def check_config(cfg: RunConfig) -> None:
@@ -105,6 +145,7 @@ def check_config(cfg: RunConfig) -> None:
         if d.variance == "learned-range":
             raise UnworkableConfig("learned variances interpolate between the β and β̃ of one step: they need time = "
                               "'discrete'")
+    check_objective(cfg, process)
     if cfg.data.condition is not None and (m.name == "seed" or is_oracle(m.name)):
         what = "the tutorial's network ('seed')" if m.name == "seed" else f"the exact denoiser '{m.name}'"
         raise UnworkableConfig(f"--condition {cfg.data.condition}: {what} takes no class label; a conditional run needs "
@@ -131,6 +172,7 @@ def check_config(cfg: RunConfig) -> None:
     if s.grid not in GRIDS:
         raise ConfigError(f"unknown time grid '{s.grid}'; choose one of: {', '.join(GRIDS)}")
     check_options(s.sampler, s.options)
+    check_jumps(s.sampler, m.name)
     if s.sampler == "ode" and process.alpha_bar(process.t_max) == 0.0:
         raise UnworkableConfig("sampler 'ode' starts the probability-flow ODE at σ = ∞ where ᾱ_T = 0 (zero terminal SNR); "
                           "use heun, dpm++ or ddim")

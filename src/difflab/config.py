@@ -89,6 +89,15 @@ class TrainConfig(_Section):
     label_dropout: float | None = Field(
         None, ge=0, lt=1, description="conditional runs: share of rows trained with no label (p_uncond; None: "
         f"{DEFAULT_LABEL_DROPOUT}, Ho & Salimans 2022)")
+    # One-step models trained from scratch (difflab.training.objectives): a two-time network's average velocity.
+    objective: Literal["denoising", "meanflow", "shortcut"] = Field(
+        "denoising", description="denoising: the parameterization's target at one time; meanflow (Geng et al. 2025) "
+        "or shortcut (Frans et al. 2024): the average velocity over a jump, for 1-4 call sampling (model jump-mlp)")
+    jump_share: float = Field(0.25, ge=0, le=1, description="meanflow/shortcut: share of rows with a jump r < t "
+                              "(the others train the instantaneous velocity)")
+    loss_power: float | None = Field(None, ge=0, description="meanflow/shortcut: p of the adaptive loss weight "
+                                     "1/(err + 1e-3)^p (Geng et al. 2025; None: 1 for meanflow, 0 for shortcut)")
+    shortcut_steps: int = Field(128, ge=2, description="shortcut: M, the finest step 1/M (a power of two)")
 
     @field_validator("adam_betas")
     @classmethod
@@ -202,7 +211,33 @@ TABLE: dict[str, Any] = {
     "sample": {"sampler": "ddpm", "variance": "small"},
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE}
+# One-step models trained from scratch (issue 15): MeanFlow (Geng et al. 2025) on the straight path, a two-time
+# network of the recommended recipe's size, sampled in one call (`--steps K`: K jumps); its training costs no more CPU
+# seconds than the recommended recipe's (benchmarks/one_step.py, docs/one_step.md).
+MEANFLOW: dict[str, Any] = {
+    "data": {"source": "moons", "scaler": "minmax"},
+    "diffusion": {"time": "continuous", "schedule": "rectified", "T": 100, "parameterization": "velocity",
+                  "variance": "fixed", "zero_terminal_snr": False},
+    "model": {"name": "jump-mlp", "options": {"width": 128, "depth": 3}},
+    "train": {
+        "steps": 7000,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "lr_schedule": "cosine",
+        "warmup": 100,
+        "ema": 0.995,
+        "objective": "meanflow",
+        "noise_sampling": "logit-normal",
+        "logit_mean": -0.4,
+        "logit_std": 1.0,
+        "jump_share": 0.25,
+    },
+    "sample": {"sampler": "jumps", "steps": 1, "grid": "trailing", "variance": None, "guard": "none", "options": {}},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE,
+                                      "meanflow": MEANFLOW}
 
 # Settings that belong to the name they configure: a layer that picks another name starts from the empty value
 # unless it gives its own (`--model seed` on the recommended preset must not inherit the mlp's width and depth,

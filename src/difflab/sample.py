@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from difflab.assemble import check_jumps
 from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
@@ -70,6 +71,7 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     if s.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{s.sampler}'; choose one of: {', '.join(SAMPLERS)}")
     check_options(s.sampler, s.options)
+    check_jumps(s.sampler, run.config.model.name)
     try:  # --steps outside 1..T fails here, before any work
         make_grid(run.diffusion, s.steps, s.grid)
     except ConfigError as e:
