@@ -30,7 +30,7 @@ from difflab.config import resolve_config  # noqa: E402
 from difflab.evaluation import evaluate_samples  # noqa: E402
 from difflab.pipeline import train_run  # noqa: E402
 from difflab.sample import sample_run  # noqa: E402
-from quality import N_EVAL, N_SAMPLES, dotted, score, standardiser  # noqa: E402
+from quality import N_EVAL, N_SAMPLES, REPEATS, dotted, standardiser  # noqa: E402
 
 TOYS = ["moons", "8gaussians", "checkerboard", "pinwheel"]
 
@@ -51,17 +51,16 @@ def train_timed(preset: str, over: dict[str, Any], toy: str, seed: int, out: Pat
     return run, time.perf_counter() - start, time.process_time() - cpu
 
 
-def scored(run: Any, toy: str, seed: int, calls: int, quick: bool = False) -> dict[str, float]:
-    """The yardstick's ratios of the run's samples at ``calls`` calls; ``quick``: W1 alone on 3 draws (screening)."""
+def scored(run: Any, seed: int, calls: int, metrics: list[str], repeats: int = REPEATS) -> dict[str, float]:
+    """The yardstick's ratios (quality.py's: standardised columns, N_EVAL-point subsets, i.i.d. truth) of the run's
+    N_SAMPLES samples at ``calls`` calls, for ``metrics`` over ``repeats`` draws."""
     x, _ = sample_run(run, N_SAMPLES, seed=1000 + seed, steps=calls)
     if not np.isfinite(x).all():
-        return {"w1": float("inf"), "energy": float("inf"), "c2st": float("inf")}
-    if quick:
-        std = standardiser(run.toy)
-        r = evaluate_samples(std(x), lambda n, s: std(run.toy.iid(n, s)), n=N_EVAL, repeats=3, metrics=["w1"],
-                             seed=seed)
-        return {"w1": r["w1"]["ratio"], "energy": float("nan")}
-    return score(x, run.toy, seed)
+        return {m: float("inf") for m in metrics}
+    std = standardiser(run.toy)
+    r = evaluate_samples(std(x), lambda n, s: std(run.toy.iid(n, s)), n=N_EVAL, repeats=repeats, metrics=metrics,
+                         seed=seed)
+    return {m: r[m]["ratio"] for m in metrics}
 
 
 def summary(rows: list[dict[str, Any]], calls: list[int], budget: float | None) -> str:
@@ -87,6 +86,7 @@ def main() -> None:
     ap.add_argument("--toys", default=",".join(TOYS))
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--calls", default="1,2,4")
+    ap.add_argument("--metrics", default="w1,energy", help="comma-separated (quality.py's: w1, energy, c2st)")
     ap.add_argument("--quick", action="store_true", help="W1 alone, 3 draws (for screening)")
     ap.add_argument("--json", type=Path, help="append every row here as it comes (JSON lines)")
     args = ap.parse_args()
@@ -114,11 +114,13 @@ def main() -> None:
                 for seed in seeds:
                     run, wall, cpu = train_timed(preset, over, toy, seed, Path(tmp) / f"{name}-{toy}-{seed}")
                     for c in calls:
-                        r = scored(run, toy, seed, c, args.quick)
+                        r = (scored(run, seed, c, ["w1"], repeats=3) if args.quick else
+                             scored(run, seed, c, args.metrics.split(",")))
                         keep({"variant": name, "toy": toy, "seed": seed, "calls": c, "train_s": wall,
                               "train_cpu_s": cpu, **r})
-                        print(f"  {name} {toy} seed {seed} {c} calls: W1/floor {r['w1']:.2f}, energy "
-                              f"{r['energy']:.2f}; train {wall:.1f} s, {cpu:.1f} CPU s", flush=True)
+                        ratios = ", ".join(f"{m} {v:.2f}" for m, v in r.items())
+                        print(f"  {name} {toy} seed {seed} {c} calls: {ratios} (/ floor); train {wall:.1f} s, "
+                              f"{cpu:.1f} CPU s", flush=True)
     print()
     print(summary([r for r in rows if r["calls"]], calls, budget))
     print(f"\n{load()} at the end")

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from cli_helpers import cli, one_line_error
+from difflab.assemble import check_config
+from difflab.config import resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ("--n", 300, "--steps", 40, "--batch-size", 64, "-q")
@@ -66,7 +68,7 @@ def test_evaluate_plot_and_report(meanflow_run: Path, tmp_path: Path) -> None:
 
 
 def test_a_shortcut_run(tmp_path: Path) -> None:
-    r = cli("train", "--preset", "meanflow", "--objective", "shortcut", "--out", tmp_path / "sc", *TINY)
+    r = cli("train", "--preset", "shortcut", "--out", tmp_path / "sc", *TINY)
     assert r.exit_code == 0, r.output
     r = cli("sample", tmp_path / "sc", "--out", tmp_path / "s.csv", "--n", 20, "--steps", 2)
     assert r.exit_code == 0, r.output
@@ -86,6 +88,11 @@ def test_train_refuses_what_cannot_work(tmp_path: Path, args: tuple, words: list
     out = tmp_path / "bad"
     one_line_error(cli("train", "--out", out, *args, "--steps", 1), *words)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("preset", ["meanflow", "shortcut"])
+def test_the_presets_are_workable(preset: str) -> None:
+    check_config(resolve_config(preset))
 
 
 def test_noise_sampling_lognormal_is_refused(tmp_path: Path) -> None:

@@ -75,15 +75,31 @@ def test_meanflow_target_is_a_finite_difference_along_the_path(dim: int, written
     torch.testing.assert_close(target, expected, rtol=0, atol=2e-3 * derivative_part)
 
 
-def test_the_exact_average_velocity_is_its_own_meanflow_target(dim: int, gaussian_problem) -> None:
+@pytest.mark.parametrize("tangent", ["sample", "model"])
+def test_the_exact_average_velocity_is_its_own_meanflow_target(dim: int, gaussian_problem, tangent: str) -> None:
     """For Gaussian data the exact u (closed form from the flow map, tests/helpers.py) satisfies the MeanFlow identity
-    with the marginal velocity v(z, t): u = v − (t − r)(v ∂_z u + ∂_t u). A wrong tangent (h held fixed, or z not
-    moved) breaks it."""
+    with the marginal velocity v(z, t): u = v − (t − r)(v ∂_z u + ∂_t u), whether the derivative is taken along the
+    given v or along the network's own u(z, t, t) (= v(z, t) here). A wrong tangent (h held fixed, or z not moved)
+    breaks it."""
     exact = GaussianAverageVelocity(*gaussian_problem)
     z, t, h, _ = (x.double() for x in batch(300, dim, seed=2))
     v = exact.velocity(z, t)
-    target = objective(MeanFlow).jump_targets(exact, z, t, h, v, None)
+    target = objective(MeanFlow, meanflow_tangent=tangent).jump_targets(exact, z, t, h, v, None)
     torch.testing.assert_close(target, exact(z, t, h), rtol=1e-9, atol=1e-9)
+
+
+def test_the_model_tangent_keeps_the_mean_of_the_target() -> None:
+    """Along the network's u(z, t, t) the target is v − h (u(z, t, t) ∂_z u + ∂_t u): here against torch.func.jvp
+    with that tangent written out, for a sampled v that is not the network's velocity."""
+    torch.manual_seed(0)
+    net = JumpMLP(2, 0, width=16, depth=2, max_period=8)
+    z, t, h, v = batch(64, 2, seed=5)
+    one = torch.ones_like(t)
+    with torch.no_grad():
+        got = objective(MeanFlow, meanflow_tangent="model").jump_targets(net, z, t, h, v, None)
+        w = net(z, t, torch.zeros_like(h))
+        _, dudt = torch.func.jvp(lambda a, b, c: net(a, b, c), (z, t, h), (w, one, one))
+    torch.testing.assert_close(got, v - h[:, None] * dudt, rtol=1e-5, atol=1e-5)
 
 
 def test_meanflow_draws_sorted_pairs_and_a_fixed_share_of_jumps() -> None:

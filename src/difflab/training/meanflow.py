@@ -46,11 +46,15 @@ class MeanFlow(JumpObjective):
 
     def jump_targets(self, model: nn.Module, z: Tensor, t: Tensor, h: Tensor, v: Tensor,
                      labels: Tensor | None) -> Tensor:
-        """u_tgt = v − h (v ∂_z u + ∂_t u), the total derivative by one JVP (Geng et al. 2025, eqs. 8-9)."""
+        """u_tgt = v − h (w ∂_z u + ∂_t u), the total derivative by one JVP (Geng et al. 2025, eqs. 8-9), along w = v
+        (``meanflow_tangent = "sample"``, the paper's) or w = u_θ(z, t, t), the network's instantaneous velocity
+        (``"model"``): ∂_z u depends on z alone, so E[v ∂_z u | z_t] = E[v | z_t] ∂_z u = v(z_t, t) ∂_z u, and a w
+        near v(z_t, t) keeps that mean while dropping the spread of ε − x_0 around it from the product."""
         extra = () if labels is None else (labels,)
         one = torch.ones_like(t)
+        w = model(z, t, torch.zeros_like(h), *extra) if self.cfg.meanflow_tangent == "model" else v
         if hasattr(model, "forward_jvp"):  # the same product written out (tested against torch.func.jvp)
-            _, dudt = model.forward_jvp(z, t, h, v, one, one, *extra)
+            _, dudt = model.forward_jvp(z, t, h, w, one, one, *extra)
         else:
-            _, dudt = jvp(lambda z_, t_, h_: model(z_, t_, h_, *extra), (z, t, h), (v, one, one))
+            _, dudt = jvp(lambda z_, t_, h_: model(z_, t_, h_, *extra), (z, t, h), (w, one, one))
         return v - h.unsqueeze(1) * dudt
