@@ -109,3 +109,20 @@ def test_jumps_need_a_two_time_run_and_one_step_runs_are_not_distilled(meanflow_
     assert not (tmp_path / "x.csv").exists()
     one_line_error(cli("distill", meanflow_run, "--out", tmp_path / "d"), "cannot be distilled")
     assert not (tmp_path / "d").exists()
+
+
+def test_a_conditional_one_step_run(tmp_path: Path) -> None:
+    """Class labels reach the two-time network in training (with the JVP's rows) and in guided jumps."""
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, 200)
+    xy = rng.normal(size=(200, 2)) + 3 * label[:, None]
+    rows = "\n".join(f"{a:.4f},{b:.4f},{'ab'[k]}" for (a, b), k in zip(xy, label, strict=True))
+    (tmp_path / "t.csv").write_text("x,y,kind\n" + rows + "\n")
+    r = cli("train", "--preset", "meanflow", "--data", tmp_path / "t.csv", "--condition", "kind", "--out",
+            tmp_path / "c", "--steps", 20, "--batch-size", 64, "-q")
+    assert r.exit_code == 0, r.output
+    r = cli("sample", tmp_path / "c", "--out", tmp_path / "c.csv", "--n", 30, "--where", "kind=b", "--guidance", 1,
+            "--steps", 2)
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert lines[0] == "x,y,kind" and len(lines) == 31 and all(line.endswith(",b") for line in lines[1:])
