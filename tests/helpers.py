@@ -27,3 +27,37 @@ def diffusion(name: str = "linear", T: int = 1000) -> GaussianDiffusion:
 
 def continuous(name: str = "linear", T: int = 100, **kw: float) -> ContinuousDiffusion:
     return ContinuousDiffusion(name, T, **kw)
+
+
+class GaussianAverageVelocity(torch.nn.Module):
+    """The exact two-time network of data x_0 ~ N(mu, diag(s²)) on the straight path z_t = (1 − t) x_0 + t ε, from
+    its ODE written out here: z_t ~ N(m_t, σ_t²) with m_t = (1 − t) μ, σ_t² = (1 − t)² s² + t², the velocity
+    E[ε − x_0 | z_t] is linear, v(z, t) = −μ + (t − (1 − t) s²)/σ_t² (z − m_t) = m_t' + (σ_t'/σ_t)(z − m_t), so the
+    flow keeps (z − m_t)/σ_t fixed: Φ_{t→r}(z) = m_r + σ_r/σ_t (z − m_t). Its average velocity over [r, t] is
+    u = (z − Φ_{t→r}(z))/(t − r), and v itself at h = t − r = 0. Float64 inside; ``forward(z, t, h)`` as
+    :class:`~difflab.models.jump_mlp.JumpMLP`."""
+
+    two_time = True
+
+    def __init__(self, mu: torch.Tensor, s: torch.Tensor) -> None:
+        super().__init__()
+        self.mu, self.s2 = mu.double(), s.double() ** 2
+
+    def moments(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = t.double()[:, None]
+        return (1 - t) * self.mu, torch.sqrt((1 - t) ** 2 * self.s2 + t**2)
+
+    def velocity(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        m, sd = self.moments(t)
+        tt = t.double()[:, None]
+        return -self.mu + (tt - (1 - tt) * self.s2) / sd**2 * (z.double() - m)
+
+    def flow(self, z: torch.Tensor, t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        (m_t, s_t), (m_r, s_r) = self.moments(t), self.moments(r)
+        return m_r + s_r / s_t * (z.double() - m_t)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, h: torch.Tensor, labels: object = None) -> torch.Tensor:
+        h64 = h.double()
+        safe = torch.where(h64 > 0, h64, torch.ones_like(h64))
+        u = (z.double() - self.flow(z, t, t.double() - safe)) / safe[:, None]
+        return torch.where((h64 > 0)[:, None], u, self.velocity(z, t)).to(z.dtype)

@@ -24,13 +24,15 @@ from difflab.diffusion import (
     get_parameterization,
     make_schedule,
 )
+from difflab.diffusion.jump_denoiser import JumpDenoiser
 from difflab.diffusion.schedules import MAX_BETA, SCHEDULES
 from difflab.errors import ConfigError, UnworkableConfig
 from difflab.limits import check_run_config
 from difflab.models import MODELS, build_model
 from difflab.models.mixed import MixedNet
-from difflab.sampling import GRIDS, SAMPLERS, check_options
+from difflab.sampling import GRIDS, JUMP_SAMPLERS, SAMPLERS, check_options
 from difflab.training.coupling import COUPLINGS
+from difflab.training.objectives import TWO_TIME
 
 # Samplers that draw the reverse process's noise, and so assume the independent Gaussian forward process q(x_t | x_0)
 # (ddim only with eta > 0): a coupled run learns the expected velocity of its coupled interpolant, whose
@@ -107,7 +109,11 @@ def check_mixed(cfg: RunConfig, layout: Layout) -> None:
 
 
 def denoiser(cfg: RunConfig, model: nn.Module, process: Process) -> Denoiser:
+    """The network read through the run's parameterization; a two-time network (one-step models) answers jumps too,
+    ``denoise(x_t, t, s)`` (:class:`~difflab.diffusion.jump_denoiser.JumpDenoiser`)."""
     d = cfg.diffusion
+    if getattr(model, "two_time", False):
+        return JumpDenoiser(model.eval(), process, d.parameterization)
     return Denoiser(model.eval(), process, d.parameterization, learned_variance=d.variance == "learned-range",
                     sigma_data=d.sigma_data)
 
@@ -149,6 +155,40 @@ def check_coupling(cfg: RunConfig) -> None:
     check_coupled_sampler(c, cfg.sample.sampler, cfg.sample.eta)
 
 
+def is_two_time(name: str) -> bool:
+    """A network of a time and a jump (:mod:`difflab.models.jump_mlp`), the model of one-step objectives."""
+    return bool(getattr(MODELS.get(name), "two_time", False))
+
+
+def check_jumps(sampler: str, model: str) -> None:
+    """Refuse a sampler of whole jumps (``jumps``) for a network that answers one time only."""
+    if sampler in JUMP_SAMPLERS and not is_two_time(model):
+        raise UnworkableConfig(f"sampler '{sampler}' asks the network for whole jumps t → s; model '{model}' answers one "
+                               "time only: it needs a run trained with objective meanflow or shortcut (--model "
+                               "jump-mlp)")
+
+
+def check_objective(cfg: RunConfig, process: Process) -> None:
+    """A one-step objective (meanflow, shortcut) needs a two-time network on the straight path, and a two-time
+    network needs one of them."""
+    d, m, objective = cfg.diffusion, cfg.model, cfg.train.objective
+    if objective not in TWO_TIME:
+        if is_two_time(m.name):
+            raise UnworkableConfig(f"model '{m.name}' takes a jump as its second time: train it with objective meanflow "
+                                   "or shortcut (--objective, or --preset meanflow)")
+        return
+    if not is_two_time(m.name):
+        raise UnworkableConfig(f"objective '{objective}' trains an average velocity over jumps t → r: it needs the "
+                               "two-time network, --model jump-mlp (or --preset meanflow)")
+    if process.discrete or process.path != "straight" or d.parameterization != "velocity":
+        raise UnworkableConfig(f"objective '{objective}' trains the straight path's average velocity: it needs "
+                               "--time continuous --schedule rectified --parameterization velocity (or --preset "
+                               "meanflow)")
+    if cfg.train.noise_sampling == "lognormal":
+        raise UnworkableConfig(f"objective '{objective}' draws times t in [0, 1]: noise_sampling must be uniform or "
+                               "logit-normal, not lognormal (EDM's noise levels)")
+
+
 def check_config(cfg: RunConfig) -> None:
     """Every name and combination, without loading data: a one-line ConfigError that says why, or nothing."""
     d, m, s = cfg.diffusion, cfg.model, cfg.sample
@@ -167,6 +207,7 @@ def check_config(cfg: RunConfig) -> None:
         if d.variance == "learned-range":
             raise UnworkableConfig("learned variances interpolate between the β and β̃ of one step: they need time = "
                               "'discrete'")
+    check_objective(cfg, process)
     if cfg.data.condition is not None and (m.name == "seed" or is_oracle(m.name)):
         what = "the tutorial's network ('seed')" if m.name == "seed" else f"the exact denoiser '{m.name}'"
         raise UnworkableConfig(f"--condition {cfg.data.condition}: {what} takes no class label; a conditional run needs "
@@ -193,6 +234,7 @@ def check_config(cfg: RunConfig) -> None:
     if s.grid not in GRIDS:
         raise ConfigError(f"unknown time grid '{s.grid}'; choose one of: {', '.join(GRIDS)}")
     check_options(s.sampler, s.options)
+    check_jumps(s.sampler, m.name)
     if s.sampler == "ode" and process.alpha_bar(process.t_max) == 0.0:
         raise UnworkableConfig("sampler 'ode' starts the probability-flow ODE at σ = ∞ where ᾱ_T = 0 (zero terminal SNR); "
                           "use heun, dpm++ or ddim")

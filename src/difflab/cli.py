@@ -46,8 +46,8 @@ PLUGINS = {
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
 SCHEDULE_NAMES = "poly | seed-linear | linear | cosine | sigmoid | array | edm | rectified"
-MODEL_NAMES = "seed | mlp"
-SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode | consistency"
+MODEL_NAMES = "seed | mlp | jump-mlp"
+SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode | consistency | jumps"
 GRID_NAMES = "trailing | linspace | logsnr | karras | karras-trailing"
 PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm | velocity"
 FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
@@ -153,7 +153,7 @@ TRAIN_LABELS = {
     "data.holdout": "--holdout",
     "diffusion.schedule": "--schedule", "diffusion.T": "--T", "diffusion.parameterization": "--parameterization",
     "diffusion.time": "--time", "diffusion.variance": "--variance", "diffusion.zero_terminal_snr": "--zero-terminal-snr",
-    "model.name": "--model", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
+    "model.name": "--model", "train.objective": "--objective", "train.steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr",
     "train.ema": "--ema", "train.seed": "--seed", "train.device": "--device", "train.coupling": "--coupling",
     "sample.sampler": "--sampler",
 }
@@ -182,7 +182,8 @@ def train(
     preset: Annotated[str | None, Opt(help="Starting recipe: 'seed' = the tutorial's recipe exactly; "
                                       "'recommended' (default) = difflab's (EDM, continuous time); 'best' = the same "
                                       "trained 4x longer; 'table' = for numeric and mixed tables; 'onestep' = the "
-                                      "straight path with OT coupling, 1 network call per sample.")] = None,
+                                      "straight path with OT coupling, 1 network call per sample; 'meanflow', "
+                                      "'shortcut' = one-step models trained from scratch, 1 call.")] = None,
     config: Annotated[Path | None, Opt("--config", help="TOML config on top of the preset, with tables data, "
                                        "diffusion, model, train, sample.")] = None,
     data: Annotated[str | None, Opt(help="Toy dataset, sklearn:NAME (see `difflab datasets`) or a "
@@ -225,6 +226,9 @@ def train(
     zero_terminal_snr: Annotated[bool | None, Opt("--zero-terminal-snr/--no-zero-terminal-snr", help="Rescale the "
                                                   "schedule to ᾱ_T = 0 (Lin et al. 2023; x0, v or edm).")] = None,
     model: Annotated[str | None, Opt(help=f"Network: {MODEL_NAMES}.")] = None,
+    objective: Annotated[str | None, Opt(help="What training regresses on: denoising (default) | meanflow | shortcut "
+                                         "(one-step models: the average velocity over a jump; --model jump-mlp on the "
+                                         "rectified schedule, as --preset meanflow sets).")] = None,
     steps: Annotated[int | None, Opt(help="Optimizer steps in all (with --resume: the new total).")] = None,
     batch_size: Annotated[int | None, Opt(help="Mini-batch size (the seed preset uses the full batch).")] = None,
     lr: Annotated[float | None, Opt(help="Learning rate.")] = None,
@@ -258,7 +262,7 @@ def train(
         "diffusion": {"schedule": schedule, "T": T, "parameterization": parameterization, "time": time,
                       "variance": variance, "zero_terminal_snr": zero_terminal_snr},
         "model": {"name": model},
-        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device,
+        "train": {"objective": objective, "steps": steps, "batch_size": batch_size, "lr": lr, "ema": ema, "seed": seed, "device": device,
                   "label_dropout": label_dropout, "noise_sampling": noise_sampling, "select": select,
                   "coupling": coupling},
         "sample": {"sampler": sampler},

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from difflab.assemble import STOCHASTIC, check_coupled_sampler, denoiser
+from difflab.assemble import STOCHASTIC, check_coupled_sampler, check_jumps, denoiser
 from difflab.compute import cpu_threads, default_threads
 from difflab.conditional import check_guidance, labelled_chunks, where_code
 from difflab.config import SampleConfig, merge_config
@@ -82,6 +82,7 @@ def sample_settings(run: Run, **over: Any) -> SampleConfig:
     if s.steps is not None:  # a continuous-time grid has no T to bound it
         check("T", s.steps, label="--steps")
     check_coupled_sampler(run.config.train.coupling, s.sampler, s.eta)
+    check_jumps(s.sampler, run.config.model.name)
     try:  # --steps outside 1..T fails here, before any work
         make_grid(run.diffusion, s.steps, s.grid)
     except ConfigError as e:

@@ -80,6 +80,9 @@ def check_teacher(run: Run, settings: DistillSettings) -> int:
     if getattr(run, "layout", None) is not None:
         raise DifflabError(f"{run.path}: its categorical columns are diffused by {run.layout.process} diffusion; "
                            "distillation is built for Gaussian runs only")
+    if run.config.train.objective != "denoising":
+        raise DifflabError(f"{run.path}: a one-step model (objective {run.config.train.objective}) samples in few calls "
+                           "itself (sampler jumps, --steps K); it cannot be distilled")
     own, K = teacher_steps_of(run), settings.steps
     if K > own:
         raise ConfigError(f"--steps {K} is more than the teacher's own {own} steps; a student takes fewer")

@@ -9,16 +9,19 @@ from typing import Any
 from torch import nn
 
 from difflab.errors import ConfigError
+from difflab.models.jump_mlp import JumpMLP
 from difflab.models.mlp import ResMLP, sinusoidal_embedding
 from difflab.models.oracles import DESCRIPTIONS as ORACLE_DESCRIPTIONS
 from difflab.models.oracles import ORACLES, EmpiricalOracle, MixtureOracle
 from difflab.models.seed import SeedMLP
 
 # Exact denoisers (oracles) are built from the data by `difflab train --model oracle`, not trained.
-MODELS: dict[str, Callable[..., nn.Module]] = {"seed": SeedMLP, "mlp": ResMLP, **ORACLES}
+MODELS: dict[str, Callable[..., nn.Module]] = {"seed": SeedMLP, "mlp": ResMLP, "jump-mlp": JumpMLP, **ORACLES}
 DESCRIPTIONS = {
     "seed": "the tutorial's MLP: one-hot(t−1) → Linear(T,1), (D+1)→100→100→100→20→D, LeakyReLU",
     "mlp": "residual MLP with a sinusoidal time embedding (options: width, depth, emb_dim)",
+    "jump-mlp": "the residual MLP with a second time, the jump's length: an average velocity for one-step models "
+                "(MeanFlow, shortcut; options: width, depth, emb_dim)",
     **ORACLE_DESCRIPTIONS,
 }
 
@@ -36,4 +39,4 @@ def build_model(name: str, dim: int, T: int, *, out_dim: int | None = None, **op
         raise ConfigError(f"model '{name}': bad options {options} ({e})") from None
 
 
-__all__ = ["MODELS", "EmpiricalOracle", "MixtureOracle", "ResMLP", "SeedMLP", "build_model", "sinusoidal_embedding"]
+__all__ = ["MODELS", "EmpiricalOracle", "JumpMLP", "MixtureOracle", "ResMLP", "SeedMLP", "build_model", "sinusoidal_embedding"]

@@ -42,32 +42,33 @@ def blocked(denoise: DenoiseFn, block: int, workers: int = 1) -> DenoiseFn:
 
     learned: list[bool] = []  # whether predictions carry v (learned variances): found out on the first call
 
-    def part(xt: Tensor, t: Time, outs: list[Tensor], lo: int, hi: int) -> None:
+    def part(xt: Tensor, t: Time, outs: list[Tensor], lo: int, hi: int, *jump: Time) -> None:
         rows = hi - lo
         size = math.ceil(rows / math.ceil(rows / block))  # blocks of equal size, at most `block` rows
         with torch.no_grad():  # grad mode is per thread
             for i in range(lo, hi, size):
                 j = min(i + size, hi)
-                p = denoise(xt[i:j], t)
+                p = denoise(xt[i:j], t, *jump)
                 for out, value in zip(outs, (p.eps, p.x0, p.v), strict=False):
                     out[i:j] = value
 
-    def call(xt: Tensor, t: Time) -> Prediction:
+    def call(xt: Tensor, t: Time, *jump: Time) -> Prediction:
+        """``jump``: the end s of a jump t → s, for a two-time denoiser (difflab.sampling.jumps)."""
         n = len(xt)
         # equal parts, one per worker, of at least MIN_PART rows: a hand-off to a thread cost ~0.3 ms here
         parts = min(workers, max(1, n // MIN_PART))
         if n <= block and parts == 1:
-            return denoise(xt, t)
+            return denoise(xt, t, *jump)
         if not learned:
-            learned.append(denoise(xt[:1], t).v is not None)
+            learned.append(denoise(xt[:1], t, *jump).v is not None)
         outs = [torch.empty_like(xt) for _ in range(3 if learned[0] else 2)]
         if parts == 1:
-            part(xt, t, outs, 0, n)
+            part(xt, t, outs, 0, n, *jump)
         else:
             bounds = [n * k // parts for k in range(parts + 1)]
             with cpu_threads(1):
-                others = [pool.submit(part, xt, t, outs, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-                part(xt, t, outs, bounds[0], bounds[1])
+                others = [pool.submit(part, xt, t, outs, lo, hi, *jump) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+                part(xt, t, outs, bounds[0], bounds[1], *jump)
                 for f in others:
                     f.result()
         return Prediction(*outs)

@@ -1,9 +1,10 @@
 """Guards on x̂_0 for any sampler: clipping to the data's own box, and dynamic thresholding (Saharia et al. 2022).
 
 Both wrap a denoiser: the guarded x̂_0 replaces the network's, and ε̂ is recomputed from it, ε̂ = (x_t − α x̂_0)/σ,
-so that every sampler, whichever of the two it reads, moves towards the guarded point. The box is the training
-data's range in the scaled space widened by a margin (:func:`data_box`), never a fixed ±1: a standard-scaled column
-spans more than ±1, and a min-max-scaled one exactly ±1.
+so that every sampler, whichever of the two it reads, moves towards the guarded point (a two-time denoiser's jump end
+s passes through, :mod:`difflab.sampling.jumps`). The box is the training data's range in the scaled space widened
+by a margin (:func:`data_box`), never a fixed ±1: a standard-scaled column spans more than ±1, and a min-max-scaled
+one exactly ±1.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def clipped(denoise: DenoiseFn, d: Process, low: np.ndarray, high: np.ndarray) -
     lo = torch.as_tensor(np.asarray(low, dtype=np.float64))
     hi = torch.as_tensor(np.asarray(high, dtype=np.float64))
 
-    def fn(xt: Tensor, t: Time) -> Prediction:
-        pred = denoise(xt, t)
+    def fn(xt: Tensor, t: Time, *jump: Time) -> Prediction:
+        pred = denoise(xt, t, *jump)
         x0 = torch.nan_to_num(pred.x0, nan=0.0)
         x0 = torch.minimum(torch.maximum(x0, lo.to(x0)), hi.to(x0))
         return _with_x0(d, xt, t, pred, x0)
@@ -58,8 +59,8 @@ def thresholded(denoise: DenoiseFn, d: Process, low: np.ndarray, high: np.ndarra
     centre = torch.as_tensor((np.asarray(low) + np.asarray(high)) / 2.0, dtype=torch.float64)
     half = torch.as_tensor((np.asarray(high) - np.asarray(low)) / 2.0, dtype=torch.float64)
 
-    def fn(xt: Tensor, t: Time) -> Prediction:
-        pred = denoise(xt, t)
+    def fn(xt: Tensor, t: Time, *jump: Time) -> Prediction:
+        pred = denoise(xt, t, *jump)
         c, h = centre.to(pred.x0), half.to(pred.x0)
         r = (torch.nan_to_num(pred.x0, nan=0.0) - c) / h
         s = torch.quantile(r.abs(), percentile, dim=1, keepdim=True).clamp(min=1.0)

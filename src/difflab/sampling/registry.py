@@ -8,6 +8,9 @@
 - ``ts``: descending times ``[t_max, ..., 0]`` from :func:`difflab.sampling.grids.make_grid`.
 - ``callback(i, t, x)`` is called with the state after each jump (i = 1..K), e.g. to keep a trajectory.
 
+A sampler registered with ``jumps=True`` asks ``denoise(x_t, t, s)`` for a whole jump t → s instead: it needs a
+two-time denoiser (:class:`~difflab.diffusion.jump_denoiser.JumpDenoiser`, the one-step models).
+
 The modules that define samplers register them here; importing :mod:`difflab.sampling` loads them all.
 """
 
@@ -28,13 +31,19 @@ SAMPLERS: dict[str, SamplerFn] = {}
 DESCRIPTIONS: dict[str, str] = {}
 # Network calls per jump where it is not one (Heun's method evaluates twice, except into t = 0).
 CALLS_PER_STEP: dict[str, int] = {}
+# Samplers that ask a two-time denoiser for whole jumps, ``denoise(x_t, t, s)`` (one-step models,
+# difflab.sampling.jumps); the others call ``denoise(x_t, t)``, which every denoiser answers.
+JUMP_SAMPLERS: set[str] = set()
 
 
-def register(name: str, description: str, calls_per_step: int = 1) -> Callable[[SamplerFn], SamplerFn]:
+def register(name: str, description: str, calls_per_step: int = 1, *, jumps: bool = False
+             ) -> Callable[[SamplerFn], SamplerFn]:
     def deco(fn: SamplerFn) -> SamplerFn:
         SAMPLERS[name] = fn
         DESCRIPTIONS[name] = description
         CALLS_PER_STEP[name] = calls_per_step
+        if jumps:
+            JUMP_SAMPLERS.add(name)
         return fn
 
     return deco

@@ -76,6 +76,15 @@ def sample_ddpm(
     return x
 
 
+def ddim_step(diffusion: Process, x: Tensor, t: Time, s: Time, pred: Prediction, sigma: float = 0.0) -> Tensor:
+    """DDIM's x_s before its noise: √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ (Song et al. 2021, eq. 12), √ᾱ_s x̂_0 taken as
+    (x_t − √(1 − ᾱ_t) ε̂) / √(ᾱ_t/ᾱ_s) where ᾱ_t > 0 (see :func:`sample_ddim`)."""
+    ab_t, ab_s = diffusion.alpha_bar(t), diffusion.alpha_bar(s)
+    ratio = diffusion.alpha_bar_ratio(t, s)
+    signal = (x - math.sqrt(1.0 - ab_t) * pred.eps) / math.sqrt(ratio) if ratio > 0 else math.sqrt(ab_s) * pred.x0
+    return signal + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * pred.eps
+
+
 @register("ddim", "DDIM (Song et al. 2021, eq. 12): η = 0 deterministic, η = 1 matches ddpm")
 @torch.no_grad()
 def sample_ddim(
@@ -97,11 +106,9 @@ def sample_ddim(
         raise ConfigError(f"DDIM eta must be >= 0, got {eta}")
     for i, (t, s) in enumerate(zip(ts[:-1], ts[1:], strict=True), start=1):
         ab_t, ab_s = diffusion.alpha_bar(t), diffusion.alpha_bar(s)
-        ratio = diffusion.alpha_bar_ratio(t, s)
         pred = denoise(x, t)
-        sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ratio))
-        signal = (x - math.sqrt(1.0 - ab_t) * pred.eps) / math.sqrt(ratio) if ratio > 0 else math.sqrt(ab_s) * pred.x0
-        x = signal + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * pred.eps
+        sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - diffusion.alpha_bar_ratio(t, s)))
+        x = ddim_step(diffusion, x, t, s, pred, sigma)
         if sigma > 0:
             x = x + sigma * noise_like(x, generator)
         if callback is not None:

@@ -33,6 +33,7 @@ from difflab.training.ema import EMA
 from difflab.training.fast_step import FastStep, fast_step_applies
 from difflab.training.labels import LabelDropout
 from difflab.training.objective import Objective
+from difflab.training.objectives import make_objective
 from difflab.training.optim import fused_adamw_step, lr_lambda, make_optimizer, plain_fused_adamw
 
 
@@ -70,8 +71,8 @@ class Trainer:
         self.diffusion = diffusion
         self.param = (parameterization if isinstance(parameterization, Parameterization)
                       else get_parameterization(parameterization))
-        self.objective = objective or Objective(diffusion, self.param, cfg, self.device,
-                                                learned_variance=learned_variance)
+        self.objective = objective or make_objective(cfg.objective, diffusion, self.param, cfg, self.device,
+                                                     learned_variance=learned_variance)
         self.x = x.to(self.device, torch.float32).contiguous()
         self.N, self.D = self.x.shape
         self.full_batch = cfg.batch_size is None or cfg.batch_size >= self.N
