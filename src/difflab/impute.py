@@ -33,7 +33,7 @@ from difflab.rundir import Run
 from difflab.sample import run_denoiser, sampling_kwargs, sampling_threads
 from difflab.sampling import make_grid
 from difflab.sampling.api import DEFAULT_BLOCK, DEFAULT_CHUNK, blocked
-from difflab.sampling.inpaint import inpaint
+from difflab.sampling.inpaint import ForwardKernel, GaussianKernel, inpaint
 
 # RePaint's resampling U and jump length j (Lugmayr et al. 2022 used U = 10, j = 10 on 250 steps), chosen by
 # benchmarks/impute.py (docs/tables.md, "Imputation"): on iris, wine and diabetes at 20 % MCAR, U = 5, j = 1 gave
@@ -73,10 +73,18 @@ def impute_features(
             denoise = blocked(denoise, DEFAULT_BLOCK, workers=torch.get_num_threads())
         for lo in range(0, rows, chunk_size):
             hi = min(lo + chunk_size, rows)
-            out[lo:hi] = inpaint(denoise, run.diffusion, ts, x0[lo:hi], mask[lo:hi], generator=gen,
-                                 sampler=kwargs["sampler"], resample=resample, jump=jump, options=kwargs["options"])
+            out[lo:hi] = inpaint(denoise, run.diffusion, ts, x0[lo:hi], mask[lo:hi], kernel=forward_kernel(run),
+                                 generator=gen, sampler=kwargs["sampler"], resample=resample, jump=jump,
+                                 options=kwargs["options"])
     data = run.scaler.inverse_transform(out.numpy().astype(np.float64))
     return data.reshape(draws, len(scaled), run.dim)
+
+
+def forward_kernel(run: Run) -> ForwardKernel:
+    """The forward draws RePaint needs for the run's features: the Gaussian process's over all of them. A run whose
+    categorical columns are diffused by a discrete process composes one kernel per column group here
+    (:class:`difflab.sampling.inpaint.ColumnKernels`), each drawing q(x_t | x_0) and q(x_t | x_s) for its columns."""
+    return GaussianKernel(run.diffusion)
 
 
 # -- tables: cells → features and known features ------------------------------------------------------------------

@@ -32,7 +32,7 @@ from torch import Tensor
 from difflab.diffusion.parameterization import DenoiseFn
 from difflab.diffusion.process import Process, Time
 from difflab.errors import ConfigError
-from difflab.sampling.registry import Callback, get_sampler, noise_like
+from difflab.sampling.registry import Callback, SamplerFn, get_sampler, noise_like
 
 ReplaceFn = Callable[[Tensor, Time], Tensor]  # x at time s → x with the known coordinates redrawn for time s
 RenoiseFn = Callable[[Tensor, Time, Time], Tensor]  # (x_s, s, t) → x_t ~ q(x_t | x_s), t > s
@@ -135,7 +135,7 @@ def sample_inpaint(
     *,
     replace: ReplaceFn,
     renoise: RenoiseFn,
-    sampler: str = "ddpm",
+    sampler: str | SamplerFn = "ddpm",
     resample: int = 1,
     jump: int = 1,
     generator: torch.Generator | None = None,
@@ -153,8 +153,9 @@ def sample_inpaint(
     that noise level: with the reverse variance β_{t|s} (not the posterior's β̃ < β_{t|s}) the pair is, for small
     jumps, a Langevin step x ← x + β ∇log p_t + √(2β) z that keeps p_t; with β̃ the chain loses variance at each
     pass (measured with exact denoisers: 25-30 % of the conditional variance at U = 10, j = 1). The last pass of
-    each block is the reverse process itself and keeps ``options``."""
-    step = get_sampler(sampler)
+    each block is the reverse process itself and keeps ``options``. ``sampler`` is a registered name or a function
+    of the samplers' signature (a table model's joint step over Gaussian and discrete column groups)."""
+    step = get_sampler(sampler) if isinstance(sampler, str) else sampler
     if cycle_options is None:
         cycle_options = {"variance": "large"} if sampler == "ddpm" else {}
     final, cycle = dict(options or {}), {**(options or {}), **cycle_options}
