@@ -129,3 +129,13 @@ def test_conditional_figure_and_its_refusals(ws):
                    "--kind conditional")
     one_line_error(cli("plot", ws / "d10", "--kind", "conditional", "--given", "c0=1", "--out", ws / "fig2"), "D = 2")
     assert not (ws / "fig2").exists()
+
+
+def test_given_labels_of_a_table_run(ws):
+    r = cli("sample", ws / "table", "--given", "colour=red", "--given", "flag=true", "--n", 12, "--out", ws / "t.csv",
+            "--resample", 1)
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(ws / "t.csv")
+    assert (t["colour"] == "red").all() and t["flag"].all() and not t.isna().any().any()
+    one_line_error(cli("sample", ws / "table", "--given", "colour=green", "--out", ws / "t2.csv"), "not a level",
+                   "red")
