@@ -286,8 +286,8 @@ def sample(
                                "device.")] = "auto",
     given: Annotated[list[str] | None, Opt("--given", help="COLUMN=VALUE, repeatable: draw the other columns given "
                                            "these (RePaint on the unconditional model; see difflab impute).")] = None,
-    resample: Annotated[int | None, Opt(help="With --given: RePaint's resampling U.")] = None,
-    jump: Annotated[int | None, Opt(help="With --given: RePaint's jump length j.")] = None,
+    resample: Annotated[int | None, Opt(help="With --given: RePaint's resampling U (default 5).")] = None,
+    jump: Annotated[int | None, Opt(help="With --given: RePaint's jump length j (default 1).")] = None,
 ) -> None:
     """Draw samples from a trained run, in the data's own units."""
     _at_least(1, n=n, chunk_size=chunk_size)

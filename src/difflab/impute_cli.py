@@ -134,8 +134,8 @@ def register(app: typer.Typer) -> None:
                                    "M draws, each missing label the most frequent one.")] = False,
         seed: Annotated[int, Opt(help="Seed of the draws.")] = 0,
         resample: Annotated[int | None, Opt(help="RePaint's resampling U: each block of jumps walked U times "
-                                            "(network calls: U x steps).")] = None,
-        jump: Annotated[int | None, Opt(help="RePaint's jump length j: jumps per block.")] = None,
+                                            "(network calls: U x steps; default 5).")] = None,
+        jump: Annotated[int | None, Opt(help="RePaint's jump length j: jumps per block (default 1).")] = None,
         sampler: Annotated[str | None, Opt(help="The reverse jump's sampler (default: the run's).")] = None,
         steps: Annotated[int | None, Opt(help="Jumps K down the time grid (default: the run's).")] = None,
     ) -> None:
