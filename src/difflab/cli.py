@@ -42,6 +42,8 @@ PLUGINS = {
                "under t sliders, samples, metrics with noise floors."),
     "distill": ("difflab.distill.cli", "Distil a trained run into a student that samples in 1-8 network calls "
                 "(progressive or consistency distillation, or reflow)."),
+    "impute": ("difflab.impute_cli", "Fill a table's missing cells by sampling the run's model given each row's "
+               "observed cells (RePaint)."),
 }
 
 # Names the help texts list; tests check them against the registries, which are too heavy to import for --help.
@@ -50,7 +52,7 @@ MODEL_NAMES = "seed | mlp | jump-mlp"
 SAMPLER_NAMES = "ddpm | ddim | dpm++ | dpm++-sde | heun | heun-sde | ode | consistency | jumps"
 GRID_NAMES = "trailing | linspace | logsnr | karras | karras-trailing"
 PARAMETERIZATION_NAMES = "eps | x0 | v | score | mean | edm | velocity"
-FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation"
+FIGURE_KINDS = "data, forward, samples, trajectories, field, schedules, loss, animation, conditional"
 SAMPLE_DEVICES = ("auto", "cpu", "cuda")  # difflab.sampling.device.DEVICES, checked before the heavy imports
 
 
@@ -315,18 +317,41 @@ def sample(
                                "device.")] = "auto",
     force: Annotated[bool, Opt("--force", help="Allow --out or --trajectory to replace one of a run's own files "
                                "(which breaks that run).")] = False,
+    given: Annotated[list[str] | None, Opt("--given", help="COLUMN=VALUE, repeatable: draw the other columns given "
+                                           "these (RePaint on the unconditional model; see difflab impute).")] = None,
+    resample: Annotated[int | None, Opt(help="With --given: RePaint's resampling U (default 5).")] = None,
+    jump: Annotated[int | None, Opt(help="With --given: RePaint's jump length j (default 1).")] = None,
 ) -> None:
     """Draw samples from a trained run, in the data's own units."""
     _at_least(1, n=n, chunk_size=chunk_size)
     check_limit("samples", n, label="--n", memory=8.0 * n)
     if device not in SAMPLE_DEVICES:
         raise DifflabError(f"--device {device!r}: choose one of: {' | '.join(SAMPLE_DEVICES)}")
+    if given:
+        _sample_given(run_dir, out, given, n=n, seed=seed, trajectory=trajectory, where=where, guidance=guidance,
+                      sampler=sampler, steps=steps, grid=grid, eta=eta, variance=variance, guard=guard,
+                      options=_options(option), resample=resample, jump=jump)
+        return
     from difflab.sample import sample_to_file
 
     path = sample_to_file(run_dir, out, n=n, sampler=sampler, steps=steps, grid=grid, eta=eta, seed=seed,
                           trajectory=trajectory, chunk_size=chunk_size, device=device, variance=variance, guard=guard,
                           options=_options(option), where=_where(where), guidance=guidance, force=force)
     typer.echo(f"wrote {n} samples to {path}" + (f" and their trajectory to {trajectory}" if trajectory else ""))
+
+
+def _sample_given(run_dir: Path, out: Path, given: list[str], *, n: int, seed: int, trajectory: Path | None,
+                  where: str | None, guidance: float | None, **over: Any) -> None:
+    """``difflab sample --given``: conditional sampling by :mod:`difflab.impute_cli`."""
+    from difflab.impute_cli import parse_given, sample_given_to_file
+
+    pairs = parse_given(given)
+    for name, value in (("--trajectory", trajectory), ("--where", where), ("--guidance", guidance)):
+        if value is not None:
+            raise DifflabError(f"{name} does not go with --given (conditional sampling by RePaint)")
+    path = sample_given_to_file(run_dir, out, given=pairs or {}, n=n, seed=seed,
+                                **{k: v for k, v in over.items() if v is not None})
+    typer.echo(f"wrote {n} samples given {', '.join(given)} to {path}")
 
 
 def _where(text: str | None) -> dict[str, str] | None:
@@ -371,13 +396,16 @@ def plot(
     t: Annotated[list[int] | None, Opt("--t", help="Step(s) of the vector field (default: 0.3·T and T).")] = None,
     n: Annotated[int, Opt(help="Samples to draw for the figures.")] = 1000,
     seed: Annotated[int, Opt(help="Seed of those samples.", min=0, max=SEED_MAX)] = 0,
+    given: Annotated[list[str] | None, Opt("--given", help="COLUMN=VALUE for --kind conditional: p(other | "
+                                           "COLUMN = VALUE) of a 2-D run.")] = None,
 ) -> None:
     """Draw a run's figures (PNG; the animation is a GIF) and print their paths."""
     _at_least(1, n=n)
     check_limit("points", n, label="--n")
     from difflab.figures import make_figures
+    from difflab.impute_cli import parse_given
 
-    for p in make_figures(run_dir, out, kinds=_kinds(kind), field_ts=t, n=n, seed=seed):
+    for p in make_figures(run_dir, out, kinds=_kinds(kind), field_ts=t, n=n, seed=seed, given=parse_given(given)):
         typer.echo(str(p))
 
 

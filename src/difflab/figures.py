@@ -11,10 +11,12 @@ import numpy as np
 import torch
 
 from difflab import viz
+from difflab.data.mixture_conditional import density_1d, mixture_conditional
 from difflab.diffusion import ContinuousDiffusion, GaussianDiffusion
 from difflab.diffusion.continuous import CONTINUOUS
 from difflab.diffusion.schedules import SCHEDULES, make_schedule
 from difflab.errors import ConfigError
+from difflab.given import given_frame, sample_given
 from difflab.rundir import FILES, Run, load_run, read_loss
 from difflab.sample import eps_fn, sample_run, sampling_kwargs, trajectory_times
 from difflab.sampling.output import check_writable
@@ -24,8 +26,9 @@ from difflab.viz import levels
 class Context:
     """What the figures of one run share: the run, its samples and trajectory (drawn once, lazily)."""
 
-    def __init__(self, run: Run, out: Path, n: int, seed: int, field_ts: list[int] | None) -> None:
-        self.run, self.out, self.n, self.seed = run, out, n, seed
+    def __init__(self, run: Run, out: Path, n: int, seed: int, field_ts: list[int] | None,
+                 given: dict[str, str] | None = None) -> None:
+        self.run, self.out, self.n, self.seed, self.given = run, out, n, seed, given
         self.field_ts = field_ts
         self._samples: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -148,6 +151,24 @@ def _animation(c: Context) -> Path:
     return viz.animate_reverse(c.samples()[1], c.out / "reverse.gif", data=c.scaled_train)
 
 
+def check_conditional(run: Run, given: dict[str, str] | None) -> None:
+    """The conditional figure needs one given coordinate of a 2-D run (checked before any figure is drawn)."""
+    if not given or len(given) != 1:
+        raise ConfigError("--kind conditional needs one --given COLUMN=VALUE, e.g. --given x=0.5")
+    given_frame(run, given, 1)  # an unknown column or a value that is not a number: one line, before drawing
+
+
+def _conditional(c: Context) -> Path:
+    """p(y | x = v) by imputation, with the exact conditional where the toy is a Gaussian mixture."""
+    ((name, text),) = (c.given or {}).items()
+    draws = sample_given(c.run, {name: text}, c.n, seed=c.seed).to_numpy(dtype=np.float64)
+    k, value = c.run.columns.index(name), float(text)
+    mixture = c.run.toy.mixture if c.run.toy is not None else None
+    exact = (lambda y: density_1d(mixture_conditional(mixture, [k], [value]), y)) if mixture is not None else None
+    return viz.plot_conditional(draws, c.run.train, k, value, c.out / f"conditional-{name}.png",
+                                columns=c.run.columns, exact=exact)
+
+
 FIGURES: dict[str, Callable[[Context], Path]] = {
     "data": _data,
     "forward": _forward,
@@ -157,11 +178,14 @@ FIGURES: dict[str, Callable[[Context], Path]] = {
     "schedules": _schedules,
     "loss": _loss,
     "animation": _animation,
+    "conditional": _conditional,
 }
 
 
 # Figures that only exist for some widths D, and why.
-NEEDS_2D = {"field": "the vector field is drawn on the plane"}
+NEEDS_2D = {"field": "the vector field is drawn on the plane", "conditional": "p(y | x) is drawn for a 2-D run"}
+# Figures drawn only when asked for with what they need.
+NEEDS_GIVEN = {"conditional"}
 
 
 def make_figures(
@@ -172,11 +196,13 @@ def make_figures(
     field_ts: list[int] | None = None,
     n: int = 1000,
     seed: int = 0,
+    given: dict[str, str] | None = None,
 ) -> list[Path]:
     """Draw the figures ``kinds`` of a run into ``out`` (default ``run_dir/figures``).
 
-    By default every figure that applies to the run's width is drawn (``field`` only for D = 2); asking for one
-    that does not apply is an error. All names and the run are checked before the first figure is drawn.
+    By default every figure that applies to the run's width is drawn (``field`` only for D = 2; ``conditional``,
+    p(y | x = v), only with ``given`` = {x: v}); asking for one that does not apply is an error. All names and the
+    run are checked before the first figure is drawn.
     """
     unknown = [k for k in kinds or [] if k not in FIGURES]
     if unknown:
@@ -195,9 +221,13 @@ def make_figures(
                                   f"{', '.join(run.layout.names)} by {run.layout.process} diffusion")
         kinds = list(dict.fromkeys(kinds))  # each figure once, in the order asked
     else:
-        kinds = [k for k in FIGURES if k not in NEEDS_2D or (run.dim == 2 and run.layout is None)]
+        kinds = [k for k in FIGURES if (k not in NEEDS_2D or (run.dim == 2 and run.layout is None)) and (k not in NEEDS_GIVEN or given)]
+    if "conditional" in kinds:
+        check_conditional(run, given)
+    elif given:
+        raise ConfigError("--given goes with --kind conditional")
     bad_t = [t for t in field_ts or [] if not 1 <= t <= run.diffusion.T]
     if bad_t:
         raise ConfigError(f"--t {bad_t[0]} is outside 1..T={run.diffusion.T}")
-    c = Context(run, out, n, seed, field_ts)
+    c = Context(run, out, n, seed, field_ts, given)
     return [FIGURES[k](c) for k in kinds]

@@ -154,6 +154,22 @@ class TabularDiffusion:
                 else frame.to_numpy(dtype=object)
         return frame
 
+    def impute(self, X: pd.DataFrame | np.ndarray, *, draws: int = 1, seed: int = 0, **options: Any
+               ) -> pd.DataFrame | np.ndarray | list[pd.DataFrame | np.ndarray]:
+        """``X`` with its missing cells (NaN, None) drawn from the model given each row's observed cells; the
+        observed cells come back as they are. ``draws`` = M > 1 gives a list of M completed tables (multiple
+        imputation). ``options``: ``resample`` and ``jump`` (RePaint's U and j), sampler settings
+        (:func:`difflab.impute.impute_frame`)."""
+        from difflab.impute import impute_frame
+
+        frame, _ = _as_frame(X, verb="impute", min_rows=1)
+        frames = impute_frame(self._fitted(), frame, draws=draws, seed=seed, source="X",
+                              **{"sampler": self.sampler, "steps": self.sample_steps, **options})
+        if self.output_["type"] == "ndarray":
+            frames = [f.to_numpy(dtype=self.output_["dtype"] if self.output_["dtype"] != "object" else object)
+                      for f in frames]
+        return frames[0] if draws == 1 else frames
+
     def save(self, path: str | Path) -> Path:
         """Copy the fitted run directory to ``path`` (new, or an empty folder); returns the path."""
         run, path = self._fitted(), Path(path)
@@ -199,16 +215,16 @@ class TabularDiffusion:
         return f"TabularDiffusion({', '.join(f'{k}={v!r}' for k, v in given.items())})"
 
 
-def _as_frame(X: Any) -> tuple[pd.DataFrame, dict[str, str]]:
+def _as_frame(X: Any, *, verb: str = "fit", min_rows: int = 2) -> tuple[pd.DataFrame, dict[str, str]]:
     """The rows of ``X`` as a DataFrame, and how to give samples back: as a DataFrame, or an array of X's dtype."""
     if isinstance(X, pd.DataFrame):
-        if X.shape[1] == 0 or len(X) < 2:
-            raise DataError(f"fit needs a table of at least 2 rows and 1 column, got shape {X.shape}")
+        if X.shape[1] == 0 or len(X) < min_rows:
+            raise DataError(f"{verb} needs a table of at least {min_rows} rows and 1 column, got shape {X.shape}")
         if len(set(map(str, X.columns))) != X.shape[1]:
-            raise DataError("fit needs distinct column names")
+            raise DataError(f"{verb} needs distinct column names")
         return X.set_axis([str(c) for c in X.columns], axis=1).reset_index(drop=True), {"type": "DataFrame"}
     arr = np.asarray(X)
-    if arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[0] < 2:
-        raise DataError(f"fit needs a 2-D array of at least 2 rows and 1 column, got shape {arr.shape}")
+    if arr.ndim != 2 or arr.shape[1] == 0 or arr.shape[0] < min_rows:
+        raise DataError(f"{verb} needs a 2-D array of at least {min_rows} rows and 1 column, got shape {arr.shape}")
     frame = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
     return frame, {"type": "ndarray", "dtype": str(arr.dtype)}

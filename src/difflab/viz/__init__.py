@@ -5,6 +5,7 @@ the first 4 columns), except :func:`plot_vector_field`, which needs D = 2.
 """
 
 from difflab.viz.animate import animate_reverse
+from difflab.viz.conditional import plot_conditional
 from difflab.viz.noise import forward_at, plot_forward_levels
 from difflab.viz.points import plot_data, plot_samples
 from difflab.viz.process import (
@@ -24,6 +25,7 @@ __all__ = [
     "figure",
     "forward_at",
     "forward_points",
+    "plot_conditional",
     "plot_data",
     "plot_forward",
     "plot_forward_levels",
