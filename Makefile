@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.difflab-installed
+# pytest-xdist processes for `make test`, one torch thread each (tests/conftest.py)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test venv lint bench clean
 
@@ -24,7 +26,7 @@ test: $(STAMP)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  echo "warning: could not install chromium and chromium-driver; the browser tests will be skipped"
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -14,7 +14,13 @@ DIMS = [1, 2, 10]
 def pytest_configure(config: pytest.Config) -> None:
     # The noise-floor cache of this session: hermetic (never the user's ~/.cache), shared by the tests that
     # evaluate the same toy at the same n, so each floor is estimated once per run of the suite.
-    os.environ["DIFFLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="difflab-test-cache-")
+    # Under pytest-xdist the workers inherit the controller's folder (set before they start), so that they share it.
+    shared = os.environ.get("DIFFLAB_TEST_CACHE") if os.environ.get("PYTEST_XDIST_WORKER") else None
+    os.environ["DIFFLAB_CACHE_DIR"] = shared or tempfile.mkdtemp(prefix="difflab-test-cache-")
+    os.environ["DIFFLAB_TEST_CACHE"] = os.environ["DIFFLAB_CACHE_DIR"]
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: a second torch thread each would oversubscribe
+        os.environ["OMP_NUM_THREADS"] = "1"  # the CLI's subprocesses too
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(params=DIMS, ids=lambda d: f"D{d}")
