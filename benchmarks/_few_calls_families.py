@@ -76,11 +76,11 @@ def pairs(run: str, calls: int, choices: list[tuple[str, str]]) -> list[Sampling
     return out
 
 
-def timed_train(overrides: dict[str, Any], out: Path) -> tuple[str, float]:
-    """Train the recommended preset with ``overrides`` into ``out`` (kept if already there); its CPU seconds."""
+def timed_train(overrides: dict[str, Any], out: Path, preset: str = "recommended") -> tuple[str, float]:
+    """Train ``preset`` with ``overrides`` into ``out`` (kept if already there); its CPU seconds."""
     if (out / "model.safetensors").exists():
         return str(out), float(read_json(out / "cpu.json")["cpu_s"])
-    cfg = resolve_config("recommended", overrides=overrides)
+    cfg = resolve_config(preset, overrides=overrides)
     start = time.process_time()
     train_run(cfg, out, progress=False)
     cpu = time.process_time() - start
@@ -123,11 +123,11 @@ def straight_overrides(noise: str, coupling: str) -> dict[str, Any]:
             "sample": {"sampler": "ddim", "grid": "trailing"}}
 
 
-def steps_for_budget(over: dict[str, Any], folder: Path, budget: float) -> int:
-    """Optimizer steps of ``over`` whose training costs ``budget`` CPU seconds in all: the CPU seconds per step and
-    the fixed overhead (data, model, files) from two timed runs of CALIBRATION steps."""
-    cpu = [timed_train({**over, "train": {**over["train"], "steps": n, "warmup": 0}}, folder / f"calibration-{n}")[1]
-           for n in CALIBRATION]
+def steps_for_budget(over: dict[str, Any], folder: Path, budget: float, preset: str = "recommended") -> int:
+    """Optimizer steps of ``preset`` with ``over`` whose training costs ``budget`` CPU seconds in all: the CPU seconds
+    per step and the fixed overhead (data, model, files) from two timed runs of CALIBRATION steps."""
+    cpu = [timed_train({**over, "train": {**over["train"], "steps": n, "warmup": 0}}, folder / f"calibration-{n}",
+                       preset)[1] for n in CALIBRATION]
     per_step = max((cpu[1] - cpu[0]) / (CALIBRATION[1] - CALIBRATION[0]), 1e-6)
     overhead = max(cpu[0] - CALIBRATION[0] * per_step, 0.0)
     return max(CALIBRATION[1], int((budget - overhead) / per_step))
@@ -156,6 +156,31 @@ for _noise in ("logit-normal", "uniform"):
                        ", trained for the default recipe's CPU seconds")
 
 REFLOW_TEACHER = "rectified (logit-normal)"
+
+
+# --- one-step models trained from scratch (issue 15, item 4) ---------------------------------------------------
+def one_step_family(preset: str) -> Callable[[Context], Built]:
+    """``--preset meanflow`` or ``shortcut`` on the toy, for the default recipe's CPU seconds (at most its own
+    steps), sampled with K jumps for K calls."""
+
+    def build(ctx: Context) -> Built:
+        over = {**data(ctx), "train": {"seed": ctx.seed}}
+        own = resolve_config(preset, overrides=over).train.steps
+        steps = min(own, steps_for_budget(over, ctx.folder, ctx.budget or 0.0, preset))
+        run, cpu = timed_train({**over, "train": {**over["train"], "steps": steps}}, ctx.folder / "run", preset)
+        return Built({"run": run}, cpu, info={"steps": steps})
+
+    return build
+
+
+def jumps_candidates(built: Built, calls: int) -> list[Sampling]:
+    return [("run", {"sampler": "jumps", "grid": "trailing", "steps": calls})]
+
+
+for _preset, _paper in (("meanflow", "MeanFlow, Geng et al. 2025"), ("shortcut", "shortcut model, Frans et al. 2024")):
+    register(_preset, one_step_family(_preset), jumps_candidates, single=True,
+             about=f"`--preset {_preset}` ({_paper}): a two-time network trained from scratch for at most the "
+                   "default recipe's CPU seconds, K jumps for K calls")
 
 
 # --- reflow -----------------------------------------------------------------------------------------------------

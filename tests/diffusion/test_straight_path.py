@@ -156,6 +156,23 @@ def test_logit_normal_time_sampling() -> None:
     assert float(logit.std()) == pytest.approx(0.8, abs=0.01)
 
 
+def test_the_noise_code_at_t_1_is_one_that_training_reaches() -> None:
+    """On the straight path t = 1 is λ = −∞: its code is that of EDM's σ_max = 80 (λ = −2 ln 80, t = 1/81 from 1),
+    in sampling and in training alike; below that the code is −λ/8 of the path's own λ = 2 ln((1 − t)/t)."""
+    d = rectified()
+    floor = math.log(80.0) / 4.0  # −λ/8 at λ = −2 ln 80
+    assert d.net_time(1.0) == pytest.approx(floor, rel=1e-6)
+    assert d.net_time(1.0 - 1.0 / 200) == pytest.approx(floor, rel=1e-6)  # t ≥ 80/81 share the code
+    t = 0.9
+    assert d.net_time(t) == pytest.approx(-2.0 * math.log((1 - t) / t) / 8.0, rel=1e-6)
+    obj = Objective(d, get_parameterization("velocity"), TrainConfig(steps=1), torch.device("cpu"))
+    lam = torch.tensor([-math.inf, -20.0, 2.0 * math.log(0.1 / 0.9)], dtype=torch.float64)
+    codes = obj.coefficients(lam, torch.zeros(3, 2))[2]
+    assert codes.tolist() == pytest.approx([floor, floor, d.net_time(0.9)], rel=1e-6)
+    vp = ContinuousDiffusion("cosine", zero_terminal_snr=True)  # the variance-preserving path keeps the ±30 clamp
+    assert vp.net_time(1.0) == pytest.approx(30.0 / 8.0)
+
+
 @pytest.mark.parametrize("sampling", ["uniform", "logit-normal"])
 def test_a_velocity_network_trains_and_samples(dim: int, sampling: str) -> None:
     """A small residual MLP on the straight path: the loss falls, and DDIM draws finite points near the data."""

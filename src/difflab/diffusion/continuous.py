@@ -49,12 +49,20 @@ CONTINUOUS: dict[str, ContinuousSchedule] = {}
 # EDM's log-normal training draws (|λ| > 30 is 12 standard deviations away) reach, so no trained value changes,
 # while λ = −∞ at t = 1 of a zero-terminal-SNR schedule gives c_noise = 3.75 instead of +∞ (NaN in the embedding).
 LOGSNR_NET_CLAMP = 30.0
+# EDM's σ_max = 80 as a log-SNR, −2 ln 80 = −8.76: where grids uniform in λ or σ start when λ(t_max) = −∞, and the
+# floor of the straight path's noise code. On that path t = 1 is λ = −∞, which the ±30 clamp made a code (3.75) that
+# training times almost never give (logit-normal: t = 0.99 is a code of 1.15, drawn about once in 500 000 rows), so
+# the one call of a 1-call sample was an extrapolation; one Euler step from pure noise taken at t = 0.95 instead drew
+# 3-7.5x closer on every coupled or reflowed straight-path run (benchmarks/RESULTS.md, section 16). With the floor,
+# t ∈ [0.9877, 1] share one code, which nearby training times reach.
+LOGSNR_FLOOR = -2.0 * math.log(80.0)
+NET_LOGSNR_MIN = {"vp": -LOGSNR_NET_CLAMP, "straight": LOGSNR_FLOOR}  # the smallest λ of the network code, by path
 
 
-def c_noise(lam: Tensor) -> Tensor:
+def c_noise(lam: Tensor, path: str = "vp") -> Tensor:
     """The network's noise code −λ/8 = ¼ ln σ_VE (Karras et al. 2022, Table 1) of log-SNRs λ, λ clamped to
-    ±LOGSNR_NET_CLAMP (float32)."""
-    return (-lam.clamp(-LOGSNR_NET_CLAMP, LOGSNR_NET_CLAMP) / 8.0).to(torch.float32)
+    [NET_LOGSNR_MIN[path], LOGSNR_NET_CLAMP] (float32)."""
+    return (-lam.clamp(NET_LOGSNR_MIN[path], LOGSNR_NET_CLAMP) / 8.0).to(torch.float32)
 
 
 def _register(name: str, description: str, t_min: float, path: str = "vp",

@@ -72,8 +72,8 @@ class ContinuousDiffusion(Process):
         continuous.c_noise`): the network sees the noise level."""
         if isinstance(t, Tensor):
             la = self.log_alpha_bar_rows(t)
-            return c_noise(la - torch.log(-torch.expm1(la)))
-        return float(c_noise(torch.tensor(self.log_snr(t), dtype=torch.float64)))
+            return c_noise(la - torch.log(-torch.expm1(la)), self.path)
+        return float(c_noise(torch.tensor(self.log_snr(t), dtype=torch.float64), self.path))
 
     def t_of_log_snr(self, lam: float) -> float:
         """λ decreases in t: the bracket from a table of λ at 4097 times, then bisection inside it."""

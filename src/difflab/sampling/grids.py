@@ -13,17 +13,18 @@ from collections.abc import Callable
 
 import numpy as np
 
+from difflab.diffusion.continuous import LOGSNR_FLOOR
 from difflab.diffusion.process import Process, Time
 from difflab.errors import ConfigError
 
 GridFn = Callable[[Process, int], np.ndarray]
 GRIDS: dict[str, GridFn] = {}
 DESCRIPTIONS: dict[str, str] = {}
-# Log-SNR where a grid that is uniform in λ or σ starts when λ(t_max) = −∞ (zero terminal SNR, the straight path):
-# the first step is still t_max, the others are spaced from here, EDM's σ_max = 80 (λ = −2 ln 80; from λ = −20,
+# LOGSNR_FLOOR (diffusion/continuous.py) is where a grid that is uniform in λ or σ starts when λ(t_max) = −∞ (zero
+# terminal SNR, the straight path): the first step is still t_max, the others are spaced from here, EDM's σ_max = 80
+# (λ = −2 ln 80; from λ = −20,
 # σ = 22 026, Karras's ramp spent most of its steps where x_t is noise: DDIM with the exact denoiser of N(0.3, 0.5²) on
 # the straight path drew std 0.34 at 20 steps, against 0.44 from here).
-LOGSNR_FLOOR = -2.0 * math.log(80.0)
 KARRAS_RHO = 7.0  # Karras et al. 2022, eq. 5
 
 

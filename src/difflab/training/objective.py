@@ -107,7 +107,7 @@ class Objective:
             post = (self._c0[times].unsqueeze(1), self._ct[times].unsqueeze(1)) if self.param.needs_posterior else None
             return a, s, times, post
         a, s = path_coefs_of_log_snr(self.process.path, times)  # the path's own x_t = a x_0 + s ε, at ᾱ = sigmoid(λ)
-        return a.unsqueeze(1).to(like.dtype), s.unsqueeze(1).to(like.dtype), c_noise(times), None
+        return a.unsqueeze(1).to(like.dtype), s.unsqueeze(1).to(like.dtype), c_noise(times, self.process.path), None
 
     def loss(self, model: nn.Module, x0: Tensor, eps: Tensor, times: Tensor, labels: Tensor | None = None) -> Tensor:
         """The step's loss; ``labels`` (B,): each row's class code for a conditional network (K: no label)."""
