@@ -159,12 +159,12 @@ REFLOW_TEACHER = "rectified (logit-normal)"
 
 
 # --- one-step models trained from scratch (issue 15, item 4) ---------------------------------------------------
-def one_step_family(preset: str) -> Callable[[Context], Built]:
-    """``--preset meanflow`` or ``shortcut`` on the toy, for the default recipe's CPU seconds (at most its own
-    steps), sampled with K jumps for K calls."""
+def one_step_family(preset: str, coupling: str = "none") -> Callable[[Context], Built]:
+    """``--preset meanflow`` or ``shortcut`` on the toy (with ``coupling``), for the default recipe's CPU seconds (at
+    most its own steps), sampled with K jumps for K calls."""
 
     def build(ctx: Context) -> Built:
-        over = {**data(ctx), "train": {"seed": ctx.seed}}
+        over = {**data(ctx), "train": {"seed": ctx.seed, "coupling": coupling}}
         own = resolve_config(preset, overrides=over).train.steps
         steps = min(own, steps_for_budget(over, ctx.folder, ctx.budget or 0.0, preset))
         run, cpu = timed_train({**over, "train": {**over["train"], "steps": steps}}, ctx.folder / "run", preset)
@@ -178,9 +178,12 @@ def jumps_candidates(built: Built, calls: int) -> list[Sampling]:
 
 
 for _preset, _paper in (("meanflow", "MeanFlow, Geng et al. 2025"), ("shortcut", "shortcut model, Frans et al. 2024")):
-    register(_preset, one_step_family(_preset), jumps_candidates, single=True,
-             about=f"`--preset {_preset}` ({_paper}): a two-time network trained from scratch for at most the "
-                   "default recipe's CPU seconds, K jumps for K calls")
+    for _coupling in ("none", "ot"):
+        register(_preset + ("+ot" if _coupling == "ot" else ""), one_step_family(_preset, _coupling),
+                 jumps_candidates, single=True,
+                 about=f"`--preset {_preset}` ({_paper}){' with minibatch OT coupling' if _coupling == 'ot' else ''}: "
+                       "a two-time network trained from scratch for at most the default recipe's CPU seconds, K jumps "
+                       "for K calls")
 
 
 # --- reflow -----------------------------------------------------------------------------------------------------

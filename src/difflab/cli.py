@@ -184,8 +184,8 @@ def train(
     preset: Annotated[str | None, Opt(help="Starting recipe: 'seed' = the tutorial's recipe exactly; "
                                       "'recommended' (default) = difflab's (EDM, continuous time); 'best' = the same "
                                       "trained 4x longer; 'table' = for numeric and mixed tables; 'onestep' = the "
-                                      "straight path with OT coupling, 1 network call per sample; 'meanflow', "
-                                      "'shortcut' = one-step models trained from scratch, 1 call.")] = None,
+                                      "best measured at 1-4 calls (MeanFlow with OT coupling), 1 network call per "
+                                      "sample; 'meanflow', 'shortcut' = one-step models without coupling.")] = None,
     config: Annotated[Path | None, Opt("--config", help="TOML config on top of the preset, with tables data, "
                                        "diffusion, model, train, sample.")] = None,
     data: Annotated[str | None, Opt(help="Toy dataset, sklearn:NAME (see `difflab datasets`) or a "

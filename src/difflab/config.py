@@ -224,21 +224,6 @@ TABLE: dict[str, Any] = {
     "sample": {"sampler": "ddpm", "variance": "small"},
 }
 
-# One training, few calls (issue 15, item 5): the straight path x_t = (1 − t) x_0 + t ε with a velocity network,
-# logit-normal times and minibatch OT coupling, sampled by Euler's method (DDIM on this path) in 1 call by default;
-# `--steps K` takes K. Its steps cost about the recommended recipe's training CPU seconds (the exact OT plan of each
-# batch of 256 costs about as much as the step itself: benchmarks/coupling.py). Chosen from benchmarks/few_calls.py
-# on a measured subset of toys (docs/few_calls.md); to be re-decided on the full run.
-ONESTEP: dict[str, Any] = {
-    **RECOMMENDED,
-    "diffusion": {"time": "continuous", "schedule": "rectified", "T": 100, "parameterization": "velocity",
-                  "variance": "fixed", "zero_terminal_snr": False},
-    "train": {**RECOMMENDED["train"], "steps": 5000, "noise_sampling": "logit-normal", "logit_mean": 0.0,
-              "logit_std": 1.0, "coupling": "ot"},
-    "sample": {"sampler": "ddim", "steps": 1, "grid": "trailing", "eta": 0.0, "variance": None, "guard": "none",
-               "options": {}},
-}
-
 # One-step models trained from scratch (issue 15): a two-time network of the recommended recipe's size on the
 # straight path, sampled in one call (`--steps K`: K jumps), trained for no more CPU seconds than the recommended
 # recipe (benchmarks/one_step.py, docs/one_step.md). MeanFlow (Geng et al. 2025) with the settings measured best on
@@ -270,6 +255,18 @@ SHORTCUT: dict[str, Any] = {
     **MEANFLOW,
     "train": {**{k: v for k, v in MEANFLOW["train"].items() if k != "meanflow_tangent"}, "steps": 7300,
               "objective": "shortcut", "loss_power": 0.0, "shortcut_steps": 128},
+}
+
+# One training, few calls (issue 15, item 5): the measured best single-training recipe at 1-4 network calls.
+# benchmarks/few_calls.py (docs/few_calls.md) trained every family for the default recipe's CPU seconds: MeanFlow
+# with minibatch OT coupling drew W1 / floor 1.27 / 1.05 / 1.02 at 1 / 2 / 4 calls on moons and 1.75 / 1.66 / 1.61
+# on 8gaussians, against 2.5 / 1.75 / 1.46 for shortcut models alone, 3.1 / 2.2 / 1.9 for MeanFlow alone and 4.3 /
+# 1.05 / 0.99 for the straight path with OT (Euler or DPM-Solver++). Its step costs ~2.5x the recommended recipe's
+# (the JVP and the batch's exact OT plan), so 1700 steps are the recommended recipe's CPU seconds. One call by
+# default; `--steps K` takes K jumps.
+ONESTEP: dict[str, Any] = {
+    **MEANFLOW,
+    "train": {**MEANFLOW["train"], "steps": 1700, "coupling": "ot"},
 }
 
 PRESETS: dict[str, dict[str, Any]] = {"seed": SEED, "recommended": RECOMMENDED, "best": BEST, "table": TABLE,
