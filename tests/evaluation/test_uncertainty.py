@@ -4,6 +4,7 @@ invalidation by version, atomic writes)."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,6 +144,32 @@ def test_a_new_version_invalidates_old_entries(cache, monkeypatch):
     fresh = evaluate_samples(gaussian(2)(300, 5), truth, n=50, repeats=2, metrics=["swd"], reference_key="g2")
     assert fresh["swd"]["floor"] < 1.0  # recomputed, not the stale 7.0
     assert len(entries(cache)) == 2
+
+
+def test_shipped_floors_are_read_where_the_cache_has_none(cache, monkeypatch, tmp_path):
+    key = floor_cache.floor_key("g2", 50, "swd", 0, "r")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr(floor_cache, "SHIPPED_DIR", shipped)
+    assert floor_cache.load(key) is None
+    (shipped / floor_cache.entry_name(key)).write_text(json.dumps({"key": key, "values": [4.0, 6.0]}))
+    assert floor_cache.load(key) == [4.0, 6.0]  # nothing cached: the shipped entry
+    floor_cache.store(key, [1.0, 2.0])
+    assert floor_cache.load(key) == [1.0, 2.0]  # the user's cache first
+    monkeypatch.setattr(floor_cache, "FLOOR_VERSION", "floor-test-next")
+    assert floor_cache.load(floor_cache.floor_key("g2", 50, "swd", 0, "r")) is None  # another version: neither
+
+
+def test_the_shipped_floors_are_the_demos_whole_and_current():
+    folder = Path(floor_cache.__file__).parent / "shipped_floors"
+    files = sorted(folder.glob("*.json"))
+    assert {f.name.split("-")[0] for f in files} == {"w1", "energy", "mmd", "swd", "c2st"}
+    for f in files:
+        entry = json.loads(f.read_text())
+        key = entry["key"]
+        assert (key["version"], key["n"], key["seed"]) == (floor_cache.FLOOR_VERSION, 2000, 0), f.name
+        assert "moons" in key["reference"] and f.name == floor_cache.entry_name(key)
+        assert len(entry["values"]) >= 20 and all(v > 0 for v in entry["values"])
 
 
 def test_unkeyed_samplers_are_not_cached_arrays_are_keyed_by_value(cache):

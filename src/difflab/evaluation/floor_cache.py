@@ -7,6 +7,10 @@ set, else ``$XDG_CACHE_HOME/difflab``, else ``~/.cache/difflab``. Each is one JS
 :data:`FLOOR_VERSION`, so changing how floors are computed (a metric's definition, the pairs rule) only needs a new
 version: old entries no longer match and are recomputed. Files are written atomically (temporary name, then
 rename), so two processes filling the same entry at once leave one whole file, never a torn one.
+
+A few entries ship with difflab (:data:`SHIPPED_DIR`, written by ``scripts/ship_floors.py``): the floors of the
+demo's evaluation (moons, n = 2000, seed 0), which on a fresh machine cost about 95 s of the demo's first run. They
+are read when the cache has no entry, and match only while their key (version included) does.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from difflab.io import write_json
 # Bump whenever a metric, the pair draws or the stopping rule of the floor change: old entries then miss.
 FLOOR_VERSION = "floor-1"
 ENV_DIR = "DIFFLAB_CACHE_DIR"
+SHIPPED_DIR = Path(__file__).parent / "shipped_floors"
 
 
 def cache_dir() -> Path:
@@ -55,14 +60,22 @@ def floor_key(reference: str, n: int, metric: str, seed: int, rule: str) -> dict
             "version": FLOOR_VERSION}
 
 
-def _path(key: dict[str, Any]) -> Path:
+def entry_name(key: dict[str, Any]) -> str:
     text = json.dumps(key, sort_keys=True)
-    return cache_dir() / f"{key['metric']}-n{key['n']}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+    return f"{key['metric']}-n{key['n']}-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+
+
+def _path(key: dict[str, Any]) -> Path:
+    return cache_dir() / entry_name(key)
 
 
 def load(key: dict[str, Any]) -> list[float] | None:
-    """The cached per-pair floor values of ``key``, or None (no entry, another version, an unreadable file)."""
-    path = _path(key)
+    """The cached per-pair floor values of ``key`` (else the shipped ones), or None (no entry, another version, an
+    unreadable file)."""
+    return _read(_path(key), key) or _read(SHIPPED_DIR / entry_name(key), key)
+
+
+def _read(path: Path, key: dict[str, Any]) -> list[float] | None:
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
