@@ -225,16 +225,18 @@ TABLE: dict[str, Any] = {
 }
 
 # One-step models trained from scratch (issue 15): a two-time network of the recommended recipe's size on the
-# straight path, sampled in one call (`--steps K`: K jumps), trained for no more CPU seconds than the recommended
-# recipe (benchmarks/one_step.py, docs/one_step.md). MeanFlow (Geng et al. 2025) with the settings measured best on
-# the toys: uniform times, the adaptive weight's p = 0.5, the derivative along the network's own velocity.
+# straight path, sampled in one call (`--steps K`: K jumps), trained for about the recommended recipe's CPU seconds:
+# benchmarks/few_calls.py's calibration gave 4432 (moons) and 4573 (8gaussians) MeanFlow steps, 3352 and 5573 shortcut
+# steps, for the 45 s the recommended recipe's 10 000 fast steps take (idle 2-core machine). MeanFlow (Geng et al.
+# 2025) with the settings measured best on the toys (benchmarks/one_step.py): uniform times, the adaptive weight's
+# p = 0.5, the derivative along the network's own velocity.
 MEANFLOW: dict[str, Any] = {
     "data": {"source": "moons", "scaler": "minmax"},
     "diffusion": {"time": "continuous", "schedule": "rectified", "T": 100, "parameterization": "velocity",
                   "variance": "fixed", "zero_terminal_snr": False},
     "model": {"name": "jump-mlp", "options": {"width": 128, "depth": 3}},
     "train": {
-        "steps": 6800,
+        "steps": 4500,
         "batch_size": 256,
         "lr": 3e-3,
         "weight_decay": 1e-4,
@@ -253,7 +255,7 @@ MEANFLOW: dict[str, Any] = {
 # Shortcut models (Frans et al. 2024) on the same network and path: self-consistency over steps 1, 1/2, ..., 2/128.
 SHORTCUT: dict[str, Any] = {
     **MEANFLOW,
-    "train": {**{k: v for k, v in MEANFLOW["train"].items() if k != "meanflow_tangent"}, "steps": 7300,
+    "train": {**{k: v for k, v in MEANFLOW["train"].items() if k != "meanflow_tangent"}, "steps": 4500,
               "objective": "shortcut", "loss_power": 0.0, "shortcut_steps": 128},
 }
 

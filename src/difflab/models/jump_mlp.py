@@ -22,7 +22,7 @@ from difflab.models.mlp import ResidualBlock, sinusoidal_embedding
 # The fastest time feature turns MAX_PERIOD radians per unit of t. MeanFlow's target holds ∂u/∂t, which a feature
 # cos(1000 t) (the one-time network's default period, made for noise codes and step numbers) makes large and noisy:
 # at initialisation d/dt u was ~8 per coordinate against 0.3 with 20, and MeanFlow on moons (3000 steps) scored
-# W1/floor 11.7 at 1 call with 1000 against 2.9 with 20 (docs/one_step.md).
+# W1/floor 11.7 at 1 call with 1000 against 2.9 with 20 (benchmarks/RESULTS.md, section 16).
 MAX_PERIOD = 20
 
 
