@@ -18,8 +18,8 @@ takes (t, h = t − r), whose tangent is then (1, 1). Rows with r = t have u_tgt
 ``jump_share`` of rows with r < t pay for it (:mod:`difflab.training.jumps`).
 
 The paper's choices are the settings' defaults and are measured on difflab's toys in benchmarks/RESULTS.md
-(section 16, benchmarks/one_step.py): 25 % of rows with r ≠ t (Table 1a), t and r two draws of logit-normal(−0.4, 1) sorted so that t ≥ r (Table 1d), and the adaptive
-loss weight with p = 1 (Table 1e).
+(section 16, benchmarks/one_step.py): 25 % of rows with r ≠ t (Table 1a), t and r two draws of logit-normal(−0.4, 1)
+sorted so that t ≥ r (Table 1d), and the adaptive loss weight with p = 1 (Table 1e).
 """
 
 from __future__ import annotations
