@@ -90,9 +90,8 @@ def best_rows(family: str, toy: str, seed: int, samples_of: Any, candidates: Any
 
 def run_family(name: str, toy: str, seed: int, work: Path, results: dict[str, Any], scorer: Scorer, proxy: Proxy,
                calls: list[int]) -> None:
-    key = f"{name}|{toy}|{seed}"
-    if key in results["built"] and any(r["family"] == name and r["toy"] == toy and r["seed"] == seed
-                                       for r in results["rows"]):
+    calls = unscored(results, name, toy, seed, calls)
+    if not calls:
         return
     built = build(name, toy, seed, work, results)
     runs = {k: load_run(p) for k, p in built.runs.items()}
@@ -103,6 +102,12 @@ def run_family(name: str, toy: str, seed: int, work: Path, results: dict[str, An
     fam = FAMILIES[name]
     results["rows"] += best_rows(name, toy, seed, samples_of, lambda c: fam.candidates(built, c), scorer, proxy, calls)
     write_json(work / "results.json", results)
+
+
+def unscored(results: dict[str, Any], family: str, toy: str, seed: int, calls: list[int]) -> list[int]:
+    """The budgets of ``calls`` that ``family`` has no row for on (toy, seed) yet: a rerun scores only those."""
+    done = {r["calls"] for r in results["rows"] if (r["family"], r["toy"], r["seed"]) == (family, toy, seed)}
+    return [c for c in calls if c not in done]
 
 
 def build(name: str, toy: str, seed: int, work: Path, results: dict[str, Any]) -> Built:
@@ -125,7 +130,8 @@ def build(name: str, toy: str, seed: int, work: Path, results: dict[str, Any]) -
 def run_peer(toy: str, seed: int, work: Path, results: dict[str, Any], scorer: Scorer, proxy: Proxy,
              python: str, calls: list[int]) -> None:
     """torchcfm's OT-CFM on the edm run's training rows (scaled as difflab scales them), for its CPU seconds."""
-    if any(r["family"] == PEER and r["toy"] == toy and r["seed"] == seed for r in results["rows"]):
+    calls = unscored(results, PEER, toy, seed, calls)
+    if not calls:
         return
     edm = build("edm", toy, seed, work, results)
     run = load_run(edm.runs["run"])
@@ -154,7 +160,8 @@ FIRST_TIMES = (1.0, 0.98, 0.95, 0.9)
 
 def probe_first_time(results: dict[str, Any]) -> None:
     """Proxy W1 of one Euler call from pure noise taken at t_0 < 1 instead of t_max = 1, for every kept straight-path
-    run: a diagnosis of the network at t = 1, whose noise code (λ = −∞ clamped) no training time reaches."""
+    run: the diagnosis of the network at t = 1, whose noise code (λ = −∞ clamped at ±30) no training time reached,
+    behind the straight path's code floor (diffusion/continuous.py)."""
     from difflab.compute import cpu_threads
     from difflab.sampling import SAMPLERS
 
