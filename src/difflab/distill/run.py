@@ -29,7 +29,7 @@ from torch import nn
 
 from difflab.assemble import build_process, is_oracle, network_shape
 from difflab.compute import resolve_device
-from difflab.config import RECOMMENDED, RunConfig
+from difflab.config import RunConfig
 from difflab.diffusion import Process, get_parameterization
 from difflab.distill.consistency import Consistency
 from difflab.distill.loop import LoopSettings, RoundLoop, loop_threads
@@ -41,6 +41,7 @@ from difflab.errors import ConfigError, DifflabError, RunDirError
 from difflab.io import atomic_path, read_json, write_json
 from difflab.lock import LOCK_FILE, writing
 from difflab.models import build_model
+from difflab.presets import RECOMMENDED
 from difflab.rundir import FILES, Run, arch_meta, load_run, save_model, write_loss
 from difflab.sampling.output import check_writable
 from difflab.training.lanes import fused_or_module
