@@ -4,7 +4,8 @@
 
 1. the GPU tests (``tests/training/test_cuda_graph.py``: graphed training equals eager training, batched members
    equal single models on the GPU; a fallback to the eager path fails them);
-2. the default GPU paths as a user meets them (``gpu_all.py --paths``): ``train_run`` of both recipes (CUDA graph),
+2. the default GPU paths as a user meets them (``gpu_all.py --paths``): ``train_run`` of both recipes (CUDA graph)
+   and of ``--preset onestep`` (MeanFlow's JVP with OT coupling, eager),
    ``train_many`` (batched trainer and its graph), ``sample_to_file`` with ``device="auto"`` and ``"cuda"``; every
    FallbackWarning is recorded;
 3. ``train_step.py --device cuda``: ms/step of the tutorial's loop, the eager Trainer and the CUDA-graph Trainer,
@@ -43,13 +44,13 @@ def steps(out: Path) -> list[tuple[str, list[str], int]]:
     return [
         ("tests", [PY, "-m", "pytest", str(ROOT / "tests/training/test_cuda_graph.py"), "-q", "-rs", "-p",
                    "no:cacheprovider"], 60),
-        ("paths", [PY, str(Path(__file__).resolve()), "--paths", str(out / "paths.json")], 30),
+        ("paths", [PY, str(Path(__file__).resolve()), "--paths", str(out / "paths.json")], 40),
         ("train_step", [PY, str(bench / "train_step.py"), "--device", "cuda", "--rounds", "5", "--json",
                         str(out / "train_step.json")], 65),
         # M = 1024 is left to a run with time to spare: the goal is stated at 256, and each M's row is saved as
         # soon as it is measured
         ("sweep", [PY, str(bench / "sweep.py"), "--device", "cuda", "--M", "16,64,256", "--json",
-                   str(out / "sweep.json")], 90),
+                   str(out / "sweep.json")], 80),
         ("sampling", [PY, str(bench / "sampling.py"), "--device", "cuda", "--rounds", "1", "--json",
                       str(out / "sampling.json")], 60),
         ("sweep-mlp", [PY, str(bench / "sweep.py"), "--device", "cuda", "--preset", "recommended", "--M", "16,64",
@@ -104,6 +105,8 @@ def default_paths(json_out: Path) -> None:
                                                                           progress=False),
             "train_run recommended, 1000 steps (CUDA graph)": lambda: train_run(
                 cfg("recommended", steps=1000), runs / "rec", progress=False),
+            "train_run onestep, 300 steps (MeanFlow's JVP, OT coupling; eager)": lambda: train_run(
+                cfg("onestep", steps=300), runs / "one", progress=False),
             "train_many 8 x seed, 1000 steps (batched, CUDA graph)": lambda: train_many(
                 [cfg("seed", steps=1000, seed=s) for s in range(8)], [runs / f"many{s}" for s in range(8)]),
             "sample_to_file 10^5 points, device=auto": lambda: sample_to_file(runs / "seed", runs / "auto.npy",
