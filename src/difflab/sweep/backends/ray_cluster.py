@@ -9,6 +9,7 @@ the outcomes and writes the tables. Ray is an optional dependency: ``pip install
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,6 +23,7 @@ INSTALL = "--backend ray needs Ray, an optional extra of difflab: pip install 'd
 # One more try when a worker or its node dies (a lost node, a pre-empted machine); a cell that kills its worker
 # every time is then reported failed. Exceptions inside a cell never reach Ray: run_task reports them.
 MAX_RETRIES = 1
+CANCEL_WAIT_S = 30.0  # the most an interrupted sweep waits for its cancelled tasks to end
 
 
 def run_on_worker(jobs: list[Job], batch: bool, *, threads: int, cwd: str) -> list[Outcome]:
@@ -138,4 +140,8 @@ class RayBackend:
         except BaseException:  # interrupted: stop what still runs (its cells start over next time)
             for ref in pending:
                 ray.cancel(ref, force=True)
+            # and wait until those workers are gone: a killed worker still holds its cell's run lock until its
+            # process ends, and a sweep resumed at once would find the cell locked (measured under a busy test run)
+            with contextlib.suppress(Exception):
+                ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_WAIT_S)
             raise
