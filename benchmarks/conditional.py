@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import load, machine  # noqa: E402
+from _common import load, machine, write_section  # noqa: E402
 from difflab.config import resolve_config  # noqa: E402
 from difflab.data import DATASETS  # noqa: E402
 from difflab.evaluation import evaluate_samples  # noqa: E402
@@ -124,19 +124,6 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, where: str
     return "\n".join(lines) + "\n" + END + "\n"
 
 
-def write_section(page: Path, section: str) -> None:
-    """Put ``section`` in ``page`` between its markers (replacing an earlier one), or at the end."""
-    from difflab.io import atomic_open
-
-    text = page.read_text(encoding="utf-8") if page.exists() else ""
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with atomic_open(page, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="iris,wine,8gaussians")
@@ -157,7 +144,7 @@ def main() -> None:
     section = markdown(results, args, f"{where}; {load()} at the end")
     print(section)
     if args.page is not None:
-        write_section(args.page, section)
+        write_section(args.page, section, START, END)
         print(f"wrote {args.page}")
 
 

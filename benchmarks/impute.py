@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import load, machine  # noqa: E402
+from _common import load, machine, write_section  # noqa: E402
 from _impute_oracle import oracle_markdown, oracle_rows  # noqa: E402
 from difflab import TabularDiffusion  # noqa: E402
 from difflab.data.columns import plan_kinds  # noqa: E402
@@ -249,19 +249,6 @@ def markdown(results: list[dict[str, Any]], oracle: list[dict[str, Any]], args: 
     return "\n".join(lines + [END]) + "\n"
 
 
-def write_section(page: Path, section: str) -> None:
-    """Put ``section`` in ``page`` between its markers (replacing an earlier one), or at the end."""
-    from difflab.io import atomic_open
-
-    text = page.read_text(encoding="utf-8") if page.exists() else ""
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with atomic_open(page, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="wine,breast_cancer,diabetes,iris,digits")
@@ -306,7 +293,7 @@ def main() -> None:
     section = markdown(results, oracle, args, f"{where}; {load()} at the end")
     print(section)
     if args.page is not None:
-        write_section(args.page, section)
+        write_section(args.page, section, START, END)
         print(f"wrote {args.page}")
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import torch
 
 from difflab.diffusion import ContinuousDiffusion, GaussianDiffusion, Prediction, Process, make_schedule
@@ -61,3 +66,26 @@ class GaussianAverageVelocity(torch.nn.Module):
         safe = torch.where(h64 > 0, h64, torch.ones_like(h64))
         u = (z.double() - self.flow(z, t, t.double() - safe)) / safe[:, None]
         return torch.where((h64 > 0)[:, None], u, self.velocity(z, t)).to(z.dtype)
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``folder`` (hidden too) with size and modification time."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.stat()
+            out[str(p.relative_to(folder))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
+    return out
+
+
+def people_table(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    """A small mixed table: float32 and whole numbers, a boolean, a categorical and a two-valued float column."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "height": rng.normal(170.0, 10.0, n).astype(np.float32),
+        "age": rng.integers(18, 90, n),
+        "smoker": rng.random(n) < 0.3,
+        "city": pd.Series(rng.choice(["Bern", "Oslo", "Pisa"], n), dtype="category"),
+        "code": rng.choice([1.0, 2.0], n),
+    })

@@ -8,7 +8,6 @@ status and stderr without pytest in between.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from difflab.cli import app
+from helpers import listing
 
 RUNNER = CliRunner()
 
@@ -135,17 +135,6 @@ SUBPROCESS = ["negative-steps", "unknown-preset", "bad-toml", "unknown-toml-key"
               "nan", "sample-into-proc"]
 
 
-def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``root`` (hidden ones too) with its size and modification time."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.stat()
-            out[str(p.relative_to(root))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
-    return out
-
-
 def _check(ws: Path, case_id: str, code: int, stderr: str, stdout: str, words: list[str]) -> None:
     assert code == 2, f"{case_id}: exit status {code}\n{stderr}"
     assert "Traceback" not in stderr + stdout, stderr
@@ -160,25 +149,25 @@ def test_bad_input_in_process(ws, monkeypatch, case_id, argv, words):
     if "/proc" in argv and not HAS_PROC:
         pytest.skip("needs /proc")
     monkeypatch.chdir(ws)
-    before = _snapshot(ws)
+    before = listing(ws)
     result = RUNNER.invoke(app, argv.split())
     assert isinstance(result.exception, SystemExit), result.exception
     _check(ws, case_id, result.exit_code, result.stderr, result.stdout, words)
-    assert _snapshot(ws) == before  # nothing created, changed or left behind
+    assert listing(ws) == before  # nothing created, changed or left behind
 
 
 @pytest.fixture(scope="module")
 def subprocess_results(ws) -> dict[str, tuple[int, str, str, bool]]:
     """Run the SUBPROCESS cases as `python -m difflab`, all at once; note whether ``ws`` changed."""
     cases = {c[0]: c[1].split() for c in CASES if c[0] in SUBPROCESS and (HAS_PROC or "/proc" not in c[1])}
-    before = _snapshot(ws)
+    before = listing(ws)
     procs = {cid: subprocess.Popen([sys.executable, "-m", "difflab", *argv], cwd=ws, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for cid, argv in cases.items()}
     results = {}
     for cid, proc in procs.items():
         out, err = proc.communicate(timeout=300)
         results[cid] = (proc.returncode, out, err)
-    unchanged = _snapshot(ws) == before
+    unchanged = listing(ws) == before
     return {cid: (*r, unchanged) for cid, r in results.items()}
 
 

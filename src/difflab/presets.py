@@ -92,18 +92,13 @@ TABLE: dict[str, Any] = {
 # 2025) with the settings measured best on the toys (benchmarks/one_step.py): uniform times, the adaptive weight's
 # p = 0.5, the derivative along the network's own velocity.
 MEANFLOW: dict[str, Any] = {
-    "data": {"source": "moons", "scaler": "minmax"},
+    "data": RECOMMENDED["data"],
     "diffusion": {"time": "continuous", "schedule": "rectified", "T": 100, "parameterization": "velocity",
                   "variance": "fixed", "zero_terminal_snr": False},
-    "model": {"name": "jump-mlp", "options": {"width": 128, "depth": 3}},
-    "train": {
+    "model": {**RECOMMENDED["model"], "name": "jump-mlp"},
+    "train": {  # the recommended recipe's optimizer, batch and EMA; its own objective and times
+        **{k: v for k, v in RECOMMENDED["train"].items() if k not in ("noise_sampling", "p_mean", "p_std")},
         "steps": 4500,
-        "batch_size": 256,
-        "lr": 3e-3,
-        "weight_decay": 1e-4,
-        "lr_schedule": "cosine",
-        "warmup": 100,
-        "ema": 0.995,
         "objective": "meanflow",
         "noise_sampling": "uniform",
         "jump_share": 0.25,

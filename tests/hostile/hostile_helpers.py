@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 
 import difflab
 from difflab.cli import app
+from helpers import listing  # noqa: F401  (the hostile tests import it from here)
 
 RUNNER = CliRunner()
 SRC = Path(difflab.__file__).resolve().parents[1]  # child processes run the difflab these tests import
@@ -38,17 +39,6 @@ def one_line_error(result: Result, *words: str) -> str:
     for w in words:
         assert w in lines[0], lines[0]
     return lines[0]
-
-
-def listing(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``folder`` (hidden too) with size and modification time."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = p.stat()
-            out[str(p.relative_to(folder))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
-    return out
 
 
 def write_csv(path: Path, header: list[str], rows: np.ndarray) -> Path:

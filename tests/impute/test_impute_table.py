@@ -14,20 +14,10 @@ from difflab import TabularDiffusion
 from difflab.data.condition import Condition
 from difflab.errors import ConfigError, DataError
 from difflab.impute import _known_features, impute_features, impute_frame, missing_levels, observe_frame, point_estimate
+from helpers import people_table
 
 FAST = {"steps": 60, "width": 32, "depth": 1, "T": 20}
 QUICK = {"resample": 2, "jump": 2}
-
-
-def table(n: int = 120, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "height": rng.normal(170.0, 10.0, n).astype(np.float32),
-        "age": rng.integers(18, 90, n),
-        "smoker": rng.random(n) < 0.3,
-        "city": pd.Series(rng.choice(["Bern", "Oslo", "Pisa"], n), dtype="category"),
-        "code": rng.choice([1.0, 2.0], n),
-    })
 
 
 def holes(df: pd.DataFrame, share: float = 0.3, seed: int = 1) -> pd.DataFrame:
@@ -45,7 +35,7 @@ def holes(df: pd.DataFrame, share: float = 0.3, seed: int = 1) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted():
-    df = table()
+    df = people_table()
     return df, TabularDiffusion(**FAST, seed=0).fit(df)
 
 
@@ -89,7 +79,7 @@ def test_estimator_impute(fitted):
 
 @pytest.mark.parametrize("encoding", ["onehot", "multinomial", "masked"])
 def test_a_run_that_modelled_missing_values_fills_them_with_values(encoding):
-    df = holes(table(), share=0.2, seed=3)
+    df = holes(people_table(), share=0.2, seed=3)
     model = TabularDiffusion(**FAST, seed=0, missing="category", encoding=encoding).fit(df)
     run, spec = model.run_, model.run_.table
     known = _known_features(spec, df)

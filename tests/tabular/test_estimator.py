@@ -14,24 +14,14 @@ import difflab.tabular.estimator
 from difflab import TabularDiffusion
 from difflab.cli import app
 from difflab.errors import ConfigError, DataError, DifflabError
+from helpers import people_table
 
 FAST = {"steps": 60, "width": 32, "depth": 1, "T": 20}  # a few seconds: these tests check plumbing, not quality
 
 
-def table(n: int = 120, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "height": rng.normal(170.0, 10.0, n).astype(np.float32),
-        "age": rng.integers(18, 90, n),
-        "smoker": rng.random(n) < 0.3,
-        "city": pd.Series(rng.choice(["Bern", "Oslo", "Pisa"], n), dtype="category"),
-        "code": rng.choice([1.0, 2.0], n),
-    })
-
-
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory):
-    df = table()
+    df = people_table()
     model = TabularDiffusion(**FAST, seed=0, holdout=0.2).fit(df)
     return df, model
 
@@ -114,8 +104,8 @@ def test_bad_input():
     with pytest.raises(DataError, match="2-D"):
         TabularDiffusion(**FAST).fit(np.zeros(10))
     with pytest.raises(DataError, match="no column 'nope'"):
-        TabularDiffusion(**FAST, categorical=["nope"]).fit(table())
-    holes = table().astype({"height": np.float64})
+        TabularDiffusion(**FAST, categorical=["nope"]).fit(people_table())
+    holes = people_table().astype({"height": np.float64})
     holes.loc[3, "height"] = np.nan
     with pytest.raises(DataError, match="'height' has 1 missing"):
         TabularDiffusion(**FAST).fit(holes)

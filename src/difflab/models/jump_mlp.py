@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from difflab.models.mlp import ResidualBlock, sinusoidal_embedding
+from difflab.models.mlp import ResidualBlock, ResMLP, sinusoidal_embedding
 
 # The fastest time feature turns MAX_PERIOD radians per unit of t. MeanFlow's target holds ∂u/∂t, which a feature
 # cos(1000 t) (the one-time network's default period, made for noise codes and step numbers) makes large and noisy:
@@ -56,19 +56,8 @@ class JumpMLP(nn.Module):
         feats = torch.cat([sinusoidal_embedding(t, self.emb_dim, p), sinusoidal_embedding(h, self.emb_dim, p)], dim=1)
         return self.time_mlp(feats)
 
-    def label_embedding(self, labels: Tensor | int | None, device: torch.device) -> Tensor | None:
-        """The class embedding of ``labels`` (B,) → (B, width), or of one label (None: no label) → (1, width); None
-        for an unconditional network, which refuses labels."""
-        if not self.n_classes:
-            if labels is not None:
-                raise ValueError("this network was built without classes (n_classes = 0); it takes no labels")
-            return None
-        if labels is None or isinstance(labels, int):
-            code = self.n_classes if labels is None else labels
-            if not 0 <= code <= self.n_classes:
-                raise ValueError(f"label {code} is outside 0..{self.n_classes} (K classes and K for no label)")
-            return self.label_emb.weight[code : code + 1]
-        return self.label_emb(labels.to(device))
+    # the class embedding as the one-time network reads it (same n_classes and label_emb attributes)
+    label_embedding = ResMLP.label_embedding
 
     def _trunk(self, x: Tensor, emb: Tensor) -> Tensor:
         h = self.inp(x)
