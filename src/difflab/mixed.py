@@ -102,12 +102,14 @@ def inpaint_mixed(
                           x0.device, ts[0])
     network = denoiser_for(None, GaussianView(run.model, chains))
 
-    def denoise(x: Tensor, t: float) -> Tensor:
+    def denied(x: Tensor, t: float) -> Tensor:  # the network's call, with the ``never`` levels' logits at −∞
         out = network(x, t)
-        for key, logits in chains.logits.items():
-            chains.logits[key] = [lg.index_fill(1, torch.tensor([never[c]]), -math.inf) if c in (never or {}) else lg
-                                  for c, lg in enumerate(logits)]
+        for logits in chains.logits.values():
+            for c, level in (never or {}).items():
+                logits[c] = logits[c].index_fill(1, torch.tensor([level], device=logits[c].device), -math.inf)
         return out
+
+    denoise = denied if never else network
 
     g_idx = list(layout.gaussian)
     g0, codes0 = layout.split(x0)
