@@ -279,13 +279,14 @@ def test_animate_reverse_has_k_plus_1_frames(tmp_path, d):
     only_file(tmp_path, "r.gif")
 
 
-def test_a_long_trajectory_is_shown_in_at_most_max_frames_from_noise_to_samples(tmp_path, monkeypatch):
+@pytest.mark.parametrize("d", DIMS)
+def test_a_long_trajectory_is_shown_in_at_most_max_frames_from_noise_to_samples(tmp_path, monkeypatch, d):
     import difflab.viz.animate as animate
 
     shown: list[int] = []
     title = animate._frame_title
     monkeypatch.setattr(animate, "_frame_title", lambda i, k: shown.append(int(i)) or title(i, k))
-    out = viz.animate_reverse(trajectory(200, 30, 2), tmp_path / "r.gif", lim=2.0, dpi=30, max_frames=11)
+    out = viz.animate_reverse(trajectory(200, 30, d), tmp_path / "r.gif", lim=2.0, dpi=30, max_frames=11)
     with Image.open(out) as im:
         assert im.n_frames == 11
     assert shown == list(range(0, 201, 20))  # x_T first, the samples last, evenly between
